@@ -1,0 +1,318 @@
+;;; rhash.el --- Hash tables in Rust, drop-in for the built-ins  -*- lexical-binding: t; -*-
+
+;; Version: 0.1.0
+;; Package-Requires: ((emacs "28.1"))
+;; Keywords: data, extensions
+;; SPDX-License-Identifier: GPL-3.0-or-later
+
+;;; Commentary:
+
+;; rhash tables are hash tables implemented in Rust and loaded as a
+;; dynamic module.  Every function mirrors a built-in one with the same
+;; arguments, return values, errors and iteration order:
+;;
+;;   make-hash-table -> `rhash-make'      gethash  -> `rhash-get'
+;;   puthash         -> `rhash-put'       remhash  -> `rhash-remove'
+;;   clrhash         -> `rhash-clear'     maphash  -> `rhash-map'
+;;   hash-table-count -> `rhash-count'    copy-hash-table -> `rhash-copy'
+;;   ...and `rhash-p', `rhash-test', `rhash-size', `rhash-weakness',
+;;   `rhash-keys', `rhash-values', `rhash-contains-p', `rhash-empty-p'.
+;;
+;; `setf', `cl-incf', `push' work on `rhash-get' places, map.el's generic
+;; functions accept rhash tables, and conversions to and from hash
+;; tables, alists and plists keep the iteration order.
+;;
+;; Differences from the built-ins: tables are never weak (`:weakness'
+;; signals `rhash-unsupported'), and the printed form is a summary
+;; that cannot be read back.  See README.md.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'gv)
+(require 'map)
+
+(define-error 'rhash-unsupported "Unsupported by rhash")
+
+(defconst rhash--directory
+  (file-name-directory (or load-file-name buffer-file-name default-directory))
+  "The directory rhash.el was loaded from, where the module is looked for.")
+
+(defun rhash--load-module ()
+  "Load the compiled module `rhash-module', or explain how to build it."
+  (unless (featurep 'rhash-module)
+    (unless module-file-suffix
+      (error "rhash needs an Emacs built with dynamic module support"))
+    (let ((file (expand-file-name (concat "rhash-module" module-file-suffix)
+                                  rhash--directory)))
+      (cond ((file-exists-p file) (module-load file))
+            ((require 'rhash-module nil t))
+            (t (error "rhash: the compiled module %s is missing; \
+build it with `make' in the rhash source tree (needs cargo)" file))))))
+
+(rhash--load-module)
+
+;; Defined by the module.
+(declare-function rhash--make "rhash-module" (test cmp hash size))
+(declare-function rhash-p "rhash-module" (object))
+(declare-function rhash-get "rhash-module" (key table &optional default))
+(declare-function rhash-put "rhash-module" (key value table))
+(declare-function rhash-remove "rhash-module" (key table))
+(declare-function rhash-clear "rhash-module" (table))
+(declare-function rhash-map "rhash-module" (function table))
+(declare-function rhash-count "rhash-module" (table))
+(declare-function rhash-copy "rhash-module" (table))
+(declare-function rhash-test "rhash-module" (table))
+(declare-function rhash-size "rhash-module" (table))
+(declare-function rhash-weakness "rhash-module" (table))
+(declare-function rhash-keys "rhash-module" (table))
+(declare-function rhash-values "rhash-module" (table))
+(declare-function rhash-contains-p "rhash-module" (key table))
+(declare-function rhash-empty-p "rhash-module" (table))
+(declare-function rhash-to-alist "rhash-module" (table))
+(declare-function rhash-to-plist "rhash-module" (table))
+(declare-function rhash--put-plist "rhash-module" (table kv))
+
+;;;; Making tables
+
+(defun rhash--signal-error (message arg)
+  "Signal `error' with MESSAGE and ARG as `make-hash-table' does.
+A proper list ARG is spliced into the data, anything else is added."
+  (signal 'error (cons message (if (proper-list-p arg) arg (list arg)))))
+
+(defun rhash--key-arg (key args used)
+  "Return the index of KEY's value in ARGS, marking both as USED.
+Like `make-hash-table': the first unused occurrence of KEY that has a
+value after it wins; nil if there is none."
+  (let ((i 1) (n (length args)) found)
+    (while (and (not found) (< i n))
+      (when (and (not (aref used (1- i))) (eq (nth (1- i) args) key))
+        (aset used (1- i) t)
+        (aset used i t)
+        (setq found i))
+      (setq i (1+ i)))
+    found))
+
+(defun rhash-make (&rest keyword-args)
+  "Create and return a new rhash table, like `make-hash-table'.
+
+KEYWORD-ARGS are keyword/value pairs:
+
+:test TEST -- TEST is `eq', `eql' (the default), `equal', or a name
+given to `define-hash-table-test'.  A user test is resolved now:
+redefining it later does not change this table.
+
+:size SIZE -- a hint of how many entries the table will hold.
+
+:weakness WEAK -- only nil is accepted; any other valid weakness
+signals `rhash-unsupported' (the module API cannot make weak
+references).
+
+:rehash-size, :rehash-threshold and :purecopy are accepted and
+ignored, as in Emacs 30.  Bad arguments signal what
+`make-hash-table' signals.
+
+\(fn &rest KEYWORD-ARGS)"
+  (let* ((args keyword-args)
+         (used (make-vector (length args) nil))
+         (i (rhash--key-arg :test args used))
+         (test (if i (nth i args) 'eql))
+         cmp hash size weakness)
+    (unless (memq test '(eq eql equal))
+      (let ((prop (get test 'hash-table-test)))
+        (unless (and (consp prop) (consp (cdr prop)))
+          (rhash--signal-error "Invalid hash table test" test))
+        (setq cmp (car prop) hash (cadr prop))))
+    (rhash--key-arg :purecopy args used)
+    (setq i (rhash--key-arg :size args used))
+    (setq size (if i (nth i args) nil))
+    (cond ((null size) (setq size 0))
+          ((not (and (fixnump size) (>= size 0)))
+           (rhash--signal-error "Invalid hash table size" size)))
+    (setq i (rhash--key-arg :weakness args used))
+    (setq weakness (if i (nth i args) nil))
+    (cond ((null weakness))
+          ((memq weakness '(key value key-or-value key-and-value t))
+           (signal 'rhash-unsupported
+                   (list "Weak tables are not supported: the module API \
+cannot make weak references" weakness)))
+          (t (rhash--signal-error "Invalid hash table weakness" weakness)))
+    (let ((j 0) (n (length args)))
+      (while (< j n)
+        (unless (aref used j)
+          (if (memq (nth j args) '(:rehash-threshold :rehash-size))
+              (setq j (1+ j))
+            (rhash--signal-error "Invalid argument list" (nth j args))))
+        (setq j (1+ j))))
+    (rhash--make test cmp hash size)))
+
+;;;; Places
+
+(gv-define-setter rhash-get (val key table &optional _default)
+  `(rhash-put ,key ,val ,table))
+
+;;;; Conversions
+
+(defun rhash--check (table)
+  "Signal `wrong-type-argument' unless TABLE is an rhash table."
+  (unless (rhash-p table)
+    (signal 'wrong-type-argument (list 'rhash-p table))))
+
+(defun rhash-from-hash-table (hash-table)
+  "Return a new rhash table with the entries of HASH-TABLE.
+It has the same test and iterates in the same order.  (A weak
+HASH-TABLE gives a table that is not weak.)"
+  (unless (hash-table-p hash-table)
+    (signal 'wrong-type-argument (list 'hash-table-p hash-table)))
+  (let* ((n (hash-table-count hash-table))
+         (table (rhash-make :test (hash-table-test hash-table) :size n))
+         (kv (make-vector (* 2 n) nil))
+         (i 0))
+    (maphash (lambda (k v)
+               (when (< i (length kv))
+                 (aset kv i k)
+                 (aset kv (1+ i) v)
+                 (setq i (+ i 2))))
+             hash-table)
+    (rhash--put-plist table kv)))
+
+(defun rhash-to-hash-table (table)
+  "Return a new built-in hash table with the entries of rhash TABLE.
+It has the same test and iterates in the same order."
+  (rhash--check table)
+  (let ((h (make-hash-table :test (rhash-test table) :size (rhash-count table))))
+    (rhash-map (lambda (k v) (puthash k v h)) table)
+    h))
+
+(defun rhash-from-alist (alist &rest keyword-args)
+  "Return a new rhash table holding the pairs of ALIST.
+KEYWORD-ARGS are passed to `rhash-make'.  When a key occurs more
+than once, the later value replaces the earlier one and the first
+key object is kept, as with repeated `rhash-put'."
+  (let ((table (apply #'rhash-make keyword-args))
+        (kv (make-vector (* 2 (length alist)) nil))
+        (i 0))
+    (dolist (pair alist)
+      (aset kv i (car pair))
+      (aset kv (1+ i) (cdr pair))
+      (setq i (+ i 2)))
+    (rhash--put-plist table kv)))
+
+(defun rhash-from-plist (plist &rest keyword-args)
+  "Return a new rhash table holding the pairs of PLIST.
+KEYWORD-ARGS are passed to `rhash-make'.  Later duplicates replace
+earlier values.  PLIST must have an even length."
+  (unless (and (proper-list-p plist) (zerop (% (length plist) 2)))
+    (signal 'wrong-type-argument (list 'plistp plist)))
+  (rhash--put-plist (apply #'rhash-make keyword-args) (vconcat plist)))
+
+;;;; Printing
+
+(defun rhash--summary (table)
+  "A short unreadable description of TABLE for printing."
+  (format "#<rhash %S %d>" (rhash-test table) (rhash-count table)))
+
+;; Generic functions dispatch on rhash tables through their own
+;; specializer `rhash' (they are user-ptr objects to `type-of').
+(cl-generic-define-generalizer rhash--generalizer
+  ;; Above the `type-of' generalizer (50), below `eql' and `head'.
+  60
+  (lambda (name &rest _) `(and (rhash-p ,name) 'rhash))
+  (lambda (tag &rest _) (and (eq tag 'rhash) '(rhash))))
+
+(cl-defmethod cl-generic-generalizers :extra "rhash" (specializer)
+  "Support for the `rhash' specializer: rhash tables."
+  (if (eq specializer 'rhash)
+      (list rhash--generalizer)
+    (cl-call-next-method)))
+
+(cl-defmethod cl-print-object ((object rhash) stream)
+  "Print rhash OBJECT to STREAM as a short summary (backtraces use this)."
+  (princ (rhash--summary object) stream))
+
+(defun rhash--print-unreadable (object _escapeflag)
+  "Print OBJECT as a summary if it is an rhash table; else defer."
+  (and (rhash-p object) (rhash--summary object)))
+
+;; Emacs 29+ lets `prin1' print unreadable objects through a function.
+(when (and (boundp 'print-unreadable-function)
+           (null (default-value 'print-unreadable-function)))
+  (setq-default print-unreadable-function #'rhash--print-unreadable))
+
+;;;; map.el
+
+(cl-defmethod map-elt ((map rhash) key &optional default _testfn)
+  "Return the value of KEY in rhash MAP, or DEFAULT (TESTFN is ignored)."
+  (rhash-get key map default))
+
+(cl-defmethod map-put! ((map rhash) key value &optional _testfn)
+  "Associate KEY with VALUE in rhash MAP (TESTFN is ignored)."
+  (rhash-put key value map))
+
+(cl-defmethod map-insert ((map rhash) key value)
+  "Return a copy of rhash MAP with KEY associated with VALUE."
+  (let ((copy (rhash-copy map)))
+    (rhash-put key value copy)
+    copy))
+
+(cl-defmethod map-delete ((map rhash) key)
+  "Remove KEY from rhash MAP and return MAP."
+  (rhash-remove key map)
+  map)
+
+(cl-defmethod map-keys ((map rhash))
+  "Return the keys of rhash MAP in iteration order."
+  (rhash-keys map))
+
+(cl-defmethod map-values ((map rhash))
+  "Return the values of rhash MAP in iteration order."
+  (rhash-values map))
+
+(cl-defmethod map-pairs ((map rhash))
+  "Return the entries of rhash MAP as an alist in iteration order."
+  (rhash-to-alist map))
+
+(cl-defmethod map-length ((map rhash))
+  "Return the number of entries in rhash MAP."
+  (rhash-count map))
+
+(cl-defmethod map-copy ((map rhash))
+  "Return a copy of rhash MAP."
+  (rhash-copy map))
+
+(cl-defmethod map-apply (function (map rhash))
+  "Return the results of FUNCTION on each key and value of rhash MAP."
+  (let (result)
+    (rhash-map (lambda (k v) (push (funcall function k v) result)) map)
+    (nreverse result)))
+
+(cl-defmethod map-do (function (map rhash))
+  "Call FUNCTION on each key and value of rhash MAP; return nil."
+  (rhash-map function map))
+
+(cl-defmethod mapp ((_map rhash))
+  "Rhash tables are maps."
+  t)
+
+(cl-defmethod map-empty-p ((map rhash))
+  "Return non-nil if rhash MAP has no entries."
+  (rhash-empty-p map))
+
+(cl-defmethod map-contains-key ((map rhash) key &optional _testfn)
+  "Return non-nil if rhash MAP has KEY (TESTFN is ignored)."
+  (rhash-contains-p key map))
+
+(cl-defmethod map-into (map (_type (eql rhash)))
+  "Convert MAP into an rhash table with keys compared with `equal'."
+  (let ((table (rhash-make :test 'equal :size (map-length map))))
+    (map-do (lambda (k v) (rhash-put k v table)) map)
+    table))
+
+(cl-defmethod map-into (map (type (head rhash)))
+  "Convert MAP into an rhash table made with the keyword args in TYPE."
+  (let ((table (apply #'rhash-make (cdr type))))
+    (map-do (lambda (k v) (rhash-put k v table)) map)
+    table))
+
+(provide 'rhash)
+;;; rhash.el ends here

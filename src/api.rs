@@ -1,0 +1,428 @@
+//! The Lisp-visible functions of the module and their registration.
+//!
+//! Each function is a plain `fn(Lx, &[emacs_value]) -> LResult<emacs_value>`;
+//! `run` is the single FFI entry: it frees deferred global references, catches
+//! panics (none may unwind into Emacs) and lets pending Lisp exits propagate.
+
+use crate::ffi::{Exit, LResult, Lx, RawFn};
+use crate::globals::g;
+use crate::keys::{self, TestKind};
+use crate::release;
+use crate::store::{self, Handle, Table, Test};
+use emacs::raw::{emacs_env, emacs_value};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+type Defun = fn(Lx, &[emacs_value]) -> LResult<emacs_value>;
+
+/// Total global references freed from the release queue (for tests).
+static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+/// # Safety
+/// `env`, `nargs` and `args` must be what Emacs passed to a module function.
+unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
+    // SAFETY: `env` is the env of this call.
+    let lx = unsafe { Lx::new(env) };
+    let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
+        &[]
+    } else {
+        // SAFETY: Emacs passes `nargs` valid values that live for the call.
+        unsafe { std::slice::from_raw_parts(args, nargs as usize) }
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        RELEASED.fetch_add(release::drain(lx), Ordering::Relaxed);
+        f(lx, args)
+    }));
+    match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(Exit)) => g().nil(),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            lx.clear_exit();
+            let gl = g();
+            let text = format!("rhash internal error: {msg}");
+            if let Ok(s) = lx.make_string(text.as_bytes()) {
+                if let Ok(data) = lx.funcall(gl.f_list.v(), &[s]) {
+                    lx.signal(gl.error.v(), data);
+                }
+            }
+            gl.nil()
+        }
+    }
+}
+
+macro_rules! defuns {
+    ($( $lisp:literal ($min:literal, $max:literal) $f:ident $doc:literal; )*) => {
+        mod tramp {
+            use super::*;
+            $(
+                pub unsafe extern "C" fn $f(
+                    env: *mut emacs_env, nargs: isize, args: *mut emacs_value, _: *mut c_void,
+                ) -> emacs_value {
+                    // SAFETY: called by Emacs with its own env and arguments.
+                    unsafe { run(env, nargs, args, super::$f) }
+                }
+            )*
+        }
+        /// Define every function in Emacs.
+        pub fn export(lx: Lx) -> LResult<()> {
+            let defalias = lx.intern(c"defalias")?;
+            $(
+                // SAFETY: the trampoline has the signature Emacs expects.
+                let func = unsafe { lx.make_function($min, $max, tramp::$f as RawFn, $doc)? };
+                lx.funcall(defalias, &[lx.intern($lisp)?, func])?;
+            )*
+            Ok(())
+        }
+    };
+}
+
+defuns! {
+    c"rhash--make" (4, 4) make
+        c"Make an rhash table; the public entry is `rhash-make'.\n\nTEST is eq, eql, equal or a user test NAME with its\nCMP and HASH functions (nil for the built-in tests); SIZE is a hint.\n\n(fn TEST CMP HASH SIZE)";
+    c"rhash-p" (1, 1) p
+        c"Return t if OBJECT is an rhash table, nil otherwise.\nLike `hash-table-p'.\n\n(fn OBJECT)";
+    c"rhash-get" (2, 3) get
+        c"Look up KEY in TABLE and return its associated value.\nIf KEY is not found, return DEFAULT, which defaults to nil.\nA key stored with the value nil returns nil, not DEFAULT.\nLike `gethash'; usable with `setf'.\n\n(fn KEY TABLE &optional DEFAULT)";
+    c"rhash-put" (3, 3) put
+        c"Associate KEY with VALUE in TABLE and return VALUE.\nIf KEY is already present, replace its value, keeping the first key\nobject and the entry's position.  Like `puthash'.\n\n(fn KEY VALUE TABLE)";
+    c"rhash-remove" (2, 2) remove
+        c"Remove KEY from TABLE and return nil.\nThe freed place is reused by the next new key.  Like `remhash'.\n\n(fn KEY TABLE)";
+    c"rhash-clear" (1, 1) clear
+        c"Remove every entry from TABLE and return TABLE.\nKeys and values are released at once.  Like `clrhash'.\n\n(fn TABLE)";
+    c"rhash-map" (2, 2) map
+        c"Call FUNCTION with each key and value of TABLE; return nil.\nThe order is the table's iteration order (insertion order, a removed\nkey's place reused by the next new key).  FUNCTION may set or remove\nthe current key; keys it adds in later places are visited; clearing\nthe table ends the walk.  Like `maphash'.\n\n(fn FUNCTION TABLE)";
+    c"rhash-count" (1, 1) count
+        c"Return the number of entries in TABLE.  Like `hash-table-count'.\n\n(fn TABLE)";
+    c"rhash-copy" (1, 1) copy
+        c"Return a copy of TABLE with the same test and iteration order.\nKeys and values are shared, not copied.  Like `copy-hash-table'.\n\n(fn TABLE)";
+    c"rhash-test" (1, 1) test
+        c"Return the test TABLE uses: eq, eql, equal or a user test name.\nLike `hash-table-test'.\n\n(fn TABLE)";
+    c"rhash-size" (1, 1) size
+        c"Return TABLE's current capacity, always at least its count.\nLike `hash-table-size'.\n\n(fn TABLE)";
+    c"rhash-weakness" (1, 1) weakness
+        c"Return TABLE's weakness: always nil, rhash tables are not weak.\nLike `hash-table-weakness'.\n\n(fn TABLE)";
+    c"rhash-keys" (1, 1) keys
+        c"Return a fresh list of TABLE's keys, in iteration order.\nUnlike `hash-table-keys' in Emacs 29+, the order is not reversed.\n\n(fn TABLE)";
+    c"rhash-values" (1, 1) values
+        c"Return a fresh list of TABLE's values, in iteration order.\n\n(fn TABLE)";
+    c"rhash-contains-p" (2, 2) contains_p
+        c"Return t if KEY is present in TABLE, even with a nil value.\nLike `hash-table-contains-p' (Emacs 31).\n\n(fn KEY TABLE)";
+    c"rhash-empty-p" (1, 1) empty_p
+        c"Return t if TABLE has no entries.  Like `hash-table-empty-p'.\n\n(fn TABLE)";
+    c"rhash-to-plist" (1, 1) to_plist
+        c"Return TABLE's entries as a fresh plist (K1 V1 K2 V2 ...),\nin iteration order.\n\n(fn TABLE)";
+    c"rhash-to-alist" (1, 1) to_alist
+        c"Return TABLE's entries as a fresh alist ((K1 . V1) ...),\nin iteration order.\n\n(fn TABLE)";
+    c"rhash--put-plist" (2, 2) put_plist
+        c"Put every KEY VALUE pair of the vector KV into TABLE, in order;\nreturn TABLE.  Internal bulk entry for the conversions.\n\n(fn TABLE KV)";
+    c"rhash--stats" (1, 1) stats
+        c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
+    c"rhash--release-stats" (0, 0) release_stats
+        c"Internal: (PENDING . RELEASED), the global references waiting in\nthe release queue and the total released so far.\n\n(fn)";
+}
+
+#[inline]
+fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
+    lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn make(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let gl = g();
+    let name = a[0];
+    let kind = if lx.eq(name, gl.eq.v()) {
+        TestKind::Eq
+    } else if lx.eq(name, gl.eql.v()) {
+        TestKind::Eql
+    } else if lx.eq(name, gl.equal.v()) {
+        TestKind::Equal
+    } else {
+        TestKind::User
+    };
+    let user = if kind == TestKind::User { Some(store::gref_triple(lx, [name, a[1], a[2]])?) } else { None };
+    let hint = usize::try_from(lx.extract_integer(a[3])?).unwrap_or(0);
+    match Table::new(Test { kind, user }, hint) {
+        Ok(t) => Handle::wrap(lx, t),
+        // (The failed Test's refs went to the release queue on drop.)
+        Err(_) => Err(keys::memory_error(lx)),
+    }
+}
+
+fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    Ok(g().bool(Handle::is_rhash(lx, a[0])))
+}
+
+/// Find KEY in TABLE: (handle, entry number if present).
+#[inline]
+fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Handle, Option<usize>)> {
+    let h = Handle::of(lx, table)?;
+    let _busy = h.busy();
+    let mut l = store::classify(lx, h, key)?;
+    let i = store::find(lx, h, &mut l)?;
+    Ok((h, i))
+}
+
+fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    match lookup(lx, a[0], a[1])? {
+        (h, Some(i)) => match h.read(lx, |t| t.vals_vec())? {
+            Some(vv) => lx.vec_get(vv, i),
+            None => Ok(g().nil()),
+        },
+        (_, None) => Ok(a.get(2).copied().unwrap_or_else(|| g().nil())),
+    }
+}
+
+fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    Ok(g().bool(lookup(lx, a[0], a[1])?.1.is_some()))
+}
+
+/// Put KEY → VALUE into the table behind `h` (already type-checked).
+fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
+    h.check_mutable(lx, table)?;
+    let _busy = h.busy();
+    let mut l = store::classify(lx, h, key)?;
+    match store::find(lx, h, &mut l)? {
+        Some(i) => {
+            if let Some(vv) = h.read(lx, |t| t.vals_vec())? {
+                lx.vec_set(vv, i, value)?;
+            }
+            Ok(())
+        }
+        None => store::insert_new(lx, h, &l.key, value),
+    }
+}
+
+fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[2])?;
+    put_into(lx, h, a[2], a[0], a[1])?;
+    Ok(a[1])
+}
+
+fn put_plist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let (table, kv) = (a[0], a[1]);
+    let h = Handle::of(lx, table)?;
+    let gl = g();
+    let len = lx.funcall(lx.intern(c"length")?, &[kv])?;
+    let n = usize::try_from(lx.extract_integer(len)?).unwrap_or(0);
+    let mut i = 0;
+    while i + 1 < n {
+        if i % 4096 == 0 && lx.should_quit() {
+            // Let Emacs process the quit when we return.
+            return Ok(gl.nil());
+        }
+        let k = lx.vec_get(kv, i)?;
+        let v = lx.vec_get(kv, i + 1)?;
+        put_into(lx, h, table, k, v)?;
+        i += 2;
+    }
+    Ok(table)
+}
+
+fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[1])?;
+    h.check_mutable(lx, a[1])?;
+    let _busy = h.busy();
+    let mut l = store::classify(lx, h, a[0])?;
+    if let Some(i) = store::find(lx, h, &mut l)? {
+        store::remove_at(lx, h, i)?;
+    }
+    Ok(g().nil())
+}
+
+fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    h.check_mutable(lx, a[0])?;
+    let vecs = h.write(lx, |t| {
+        if t.raw.is_empty() {
+            return None;
+        }
+        t.raw.clear();
+        Some((t.keys_vec(), t.vals_vec()))
+    })?;
+    if let Some((Some(kv), Some(vv))) = vecs {
+        let _busy = h.busy();
+        let gl = g();
+        lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
+        lx.funcall(gl.f_fillarray.v(), &[vv, gl.hole.v()])?;
+    }
+    Ok(a[0])
+}
+
+fn map(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let (func, table) = (a[0], a[1]);
+    let h = Handle::of(lx, table)?;
+    let mut i = 0;
+    loop {
+        // Re-read every step: FUNCTION may have grown, shrunk or cleared the table.
+        let step = h.read(lx, |t| {
+            (i < t.raw.slots()).then(|| (t.raw.get(i).is_some(), t.keys_vec(), t.vals_vec()))
+        })?;
+        match step {
+            None => break,
+            Some((true, Some(kv), Some(vv))) => {
+                let k = lx.vec_get(kv, i)?;
+                let v = lx.vec_get(vv, i)?;
+                lx.funcall(func, &[k, v])?;
+            }
+            Some(_) => {}
+        }
+        i += 1;
+    }
+    Ok(g().nil())
+}
+
+fn count(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let n = h.read(lx, |t| t.raw.len())?;
+    int(lx, n)
+}
+
+fn empty_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    Ok(g().bool(h.read(lx, |t| t.raw.is_empty())?))
+}
+
+fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let gl = g();
+    let (raw, vecs, vlen, hint, kind, user) = h.read(lx, |t| {
+        (
+            t.raw.try_clone(),
+            t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()]),
+            t.vlen,
+            t.hint,
+            t.test.kind,
+            t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()]),
+        )
+    })?;
+    let raw = raw.map_err(|_| keys::memory_error(lx))?;
+    let _busy = h.busy();
+    let user = match user {
+        Some(u) => Some(store::gref_triple(lx, u)?),
+        None => None,
+    };
+    let mut t = Table { raw, vecs: None, vlen: 0, hint, test: Test { kind, user } };
+    if let Some(v) = vecs {
+        let k = lx.funcall(gl.f_copy_sequence.v(), &[v[0]])?;
+        let vv = lx.funcall(gl.f_copy_sequence.v(), &[v[1]])?;
+        t.vecs = Some(store::gref_pair(lx, k, vv)?);
+        t.vlen = vlen;
+    }
+    Handle::wrap(lx, t)
+}
+
+fn test(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    h.read(lx, |t| t.test_name())
+}
+
+fn size(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let n = h.read(lx, |t| t.size())?;
+    int(lx, n)
+}
+
+fn weakness(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    Handle::of(lx, a[0])?;
+    Ok(g().nil())
+}
+
+/// The live keys (`which` = 0) or values (1) as a list, built by Emacs's own
+/// primitives: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
+fn column(lx: Lx, table: emacs_value, which: usize) -> LResult<emacs_value> {
+    let h = Handle::of(lx, table)?;
+    let gl = g();
+    let (slots, live, vlen, vec) = h.read(lx, |t| {
+        (t.raw.slots(), t.raw.len(), t.vlen, t.vecs.as_ref().map(|v| v[which].v()))
+    })?;
+    let Some(vec) = vec else { return Ok(gl.nil()) };
+    if live == 0 {
+        return Ok(gl.nil());
+    }
+    let _busy = h.busy();
+    let part = if slots == vlen {
+        vec
+    } else {
+        let zero = lx.make_integer(0)?;
+        let end = int(lx, slots)?;
+        lx.funcall(gl.f_substring.v(), &[vec, zero, end])?
+    };
+    let list = lx.funcall(gl.f_append.v(), &[part, gl.nil()])?;
+    if live == slots {
+        Ok(list)
+    } else {
+        lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
+    }
+}
+
+fn keys(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    column(lx, a[0], 0)
+}
+
+fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    column(lx, a[0], 1)
+}
+
+/// Live (key, value) pairs in order, as local values.
+fn pairs(lx: Lx, h: &Handle) -> LResult<Vec<(emacs_value, emacs_value)>> {
+    let (slots, live, vecs) = h.read(lx, |t| (t.raw.slots(), t.raw.len(), t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])))?;
+    let mut out = Vec::new();
+    let Some([kv, vv]) = vecs else { return Ok(out) };
+    if out.try_reserve_exact(live).is_err() {
+        return Err(keys::memory_error(lx));
+    }
+    let hole = g().hole.v();
+    for i in 0..slots {
+        if i % 65536 == 65535 && lx.should_quit() {
+            // Return what we have; Emacs processes the quit on return.
+            break;
+        }
+        let k = lx.vec_get(kv, i)?;
+        if lx.eq(k, hole) {
+            continue;
+        }
+        out.push((k, lx.vec_get(vv, i)?));
+    }
+    Ok(out)
+}
+
+fn to_plist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let ps = pairs(lx, h)?;
+    let flat: Vec<emacs_value> = ps.iter().flat_map(|&(k, v)| [k, v]).collect();
+    lx.funcall(g().f_list.v(), &flat)
+}
+
+fn to_alist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let ps = pairs(lx, h)?;
+    let gl = g();
+    let mut conses = Vec::with_capacity(ps.len());
+    for (k, v) in ps {
+        conses.push(lx.funcall(gl.f_cons.v(), &[k, v])?);
+    }
+    lx.funcall(gl.f_list.v(), &conses)
+}
+
+fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let (s, c, tb, il, vl) = h.read(lx, |t| (t.raw.slots(), t.raw.len(), t.raw.tombstones(), t.raw.index_len(), t.vlen))?;
+    let vals = [int(lx, s)?, int(lx, c)?, int(lx, tb)?, int(lx, il)?, int(lx, vl)?];
+    lx.funcall(g().f_list.v(), &vals)
+}
+
+fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
+    let pending = int(lx, release::pending())?;
+    let released = int(lx, RELEASED.load(Ordering::Relaxed))?;
+    lx.funcall(g().f_cons.v(), &[pending, released])
+}
+
+/// Exported for `lib.rs`: define the functions.
+pub fn init(lx: Lx) -> LResult<()> {
+    export(lx)
+}

@@ -1,0 +1,120 @@
+//! Symbols and functions looked up once at load time and kept for the life of
+//! Emacs through global references (never freed: the module cannot unload).
+
+use crate::ffi::{Gref, LResult, Lx};
+use emacs::raw::emacs_value;
+use once_cell::sync::OnceCell;
+use std::ffi::CStr;
+
+pub struct Globals {
+    pub nil: Gref,
+    pub t: Gref,
+    // `type-of` results.
+    pub integer: Gref,
+    pub float: Gref,
+    pub string: Gref,
+    pub symbol: Gref,
+    // Test names.
+    pub eq: Gref,
+    pub eql: Gref,
+    pub equal: Gref,
+    // Errors.
+    pub error: Gref,
+    pub wrong_type_argument: Gref,
+    pub rhash_p: Gref,
+    pub modifies_msg: Gref,
+    pub busy_msg: Gref,
+    pub memory_msg: Gref,
+    // Functions, called through their symbols so that advice and
+    // redefinitions are honoured, as in a Lisp caller.
+    pub f_sxhash_eq: Gref,
+    pub f_sxhash_eql: Gref,
+    pub f_sxhash_equal: Gref,
+    pub f_eql: Gref,
+    pub f_equal: Gref,
+    pub f_cons: Gref,
+    pub f_list: Gref,
+    pub f_make_vector: Gref,
+    pub f_vconcat: Gref,
+    pub f_substring: Gref,
+    pub f_append: Gref,
+    pub f_delq: Gref,
+    pub f_fillarray: Gref,
+    pub f_copy_sequence: Gref,
+    /// The private marker stored in free vector slots: an uninterned symbol
+    /// that never leaves the module.
+    pub hole: Gref,
+}
+
+static GLOBALS: OnceCell<Globals> = OnceCell::new();
+
+/// The globals; set at load time before any function is defined.
+#[inline]
+pub fn g() -> &'static Globals {
+    GLOBALS.get().expect("rhash globals are set at load time")
+}
+
+fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
+    let v = lx.intern(name)?;
+    lx.make_global_ref(v)
+}
+
+fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
+    let s = lx.make_string(text.to_bytes())?;
+    lx.make_global_ref(s)
+}
+
+pub fn init(lx: Lx) -> LResult<()> {
+    let make_symbol = lx.intern(c"make-symbol")?;
+    let hole = lx.funcall(make_symbol, &[lx.make_string(b"rhash--free-slot")?])?;
+    let globals = Globals {
+        nil: sym(lx, c"nil")?,
+        t: sym(lx, c"t")?,
+        integer: sym(lx, c"integer")?,
+        float: sym(lx, c"float")?,
+        string: sym(lx, c"string")?,
+        symbol: sym(lx, c"symbol")?,
+        eq: sym(lx, c"eq")?,
+        eql: sym(lx, c"eql")?,
+        equal: sym(lx, c"equal")?,
+        error: sym(lx, c"error")?,
+        wrong_type_argument: sym(lx, c"wrong-type-argument")?,
+        rhash_p: sym(lx, c"rhash-p")?,
+        modifies_msg: string(lx, c"hash table test modifies table")?,
+        busy_msg: string(lx, c"rhash table is in use by an unfinished operation")?,
+        memory_msg: string(lx, c"Memory exhausted--use C-x s then exit and restart Emacs")?,
+        f_sxhash_eq: sym(lx, c"sxhash-eq")?,
+        f_sxhash_eql: sym(lx, c"sxhash-eql")?,
+        f_sxhash_equal: sym(lx, c"sxhash-equal")?,
+        f_eql: sym(lx, c"eql")?,
+        f_equal: sym(lx, c"equal")?,
+        f_cons: sym(lx, c"cons")?,
+        f_list: sym(lx, c"list")?,
+        f_make_vector: sym(lx, c"make-vector")?,
+        f_vconcat: sym(lx, c"vconcat")?,
+        f_substring: sym(lx, c"substring")?,
+        f_append: sym(lx, c"append")?,
+        f_delq: sym(lx, c"delq")?,
+        f_fillarray: sym(lx, c"fillarray")?,
+        f_copy_sequence: sym(lx, c"copy-sequence")?,
+        hole: lx.make_global_ref(hole)?,
+    };
+    // A second load of the same .so fails earlier, in the crate's own init.
+    let _ = GLOBALS.set(globals);
+    Ok(())
+}
+
+impl Globals {
+    #[inline]
+    pub fn nil(&self) -> emacs_value {
+        self.nil.v()
+    }
+    #[inline]
+    pub fn bool(&self, b: bool) -> emacs_value {
+        if b {
+            self.t.v()
+        } else {
+            self.nil.v()
+        }
+    }
+}

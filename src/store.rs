@@ -1,0 +1,367 @@
+//! The table behind a Lisp `rhash` object: the pure `RawTable` plus the Lisp
+//! storage of its keys and values.
+//!
+//! Keys and values live in two Lisp vectors, `keys[i]`/`vals[i]` for entry i,
+//! free slots holding a private marker (`hole`).  The table holds one global
+//! reference per vector, so storing an entry costs two `vec_set`s instead of
+//! two global references (measured in docs/design.md).
+//!
+//! Re-entrancy: no Rust borrow is ever held while Lisp code can run.  While an
+//! operation calls into Lisp (hash functions, predicates, vector allocation,
+//! which may run a GC and `post-gc-hook`), the table is marked busy, and any
+//! attempt to modify it in that window gets a Lisp error, as a built-in table
+//! does while its user test runs.  Reads stay allowed.
+
+use crate::ffi::{Exit, Gref, LResult, Lx};
+use crate::globals::g;
+use crate::keys::{self, Key, Quick, TestKind};
+use crate::release;
+use crate::table::RawTable;
+use emacs::raw::emacs_value;
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+
+pub struct Test {
+    pub kind: TestKind,
+    /// For user tests: the test's name, compare and hash functions.
+    pub user: Option<[Gref; 3]>,
+}
+
+pub struct Table {
+    pub raw: RawTable,
+    /// The key and value vectors (`None` until the first insertion).
+    pub vecs: Option<[Gref; 2]>,
+    /// Length of both vectors (>= raw.slots()).
+    pub vlen: usize,
+    /// Size hint for the first vector allocation.
+    pub hint: usize,
+    pub test: Test,
+}
+
+// Both drops run in the GC finalizer: no Emacs calls, only queue the refs.
+impl Drop for Table {
+    fn drop(&mut self) {
+        release::defer(self.vecs.take().into_iter().flatten());
+    }
+}
+
+impl Drop for Test {
+    fn drop(&mut self) {
+        release::defer(self.user.take().into_iter().flatten());
+    }
+}
+
+/// Global references to several values, all or none (on failure the ones
+/// already made go to the release queue).
+fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
+    let mut made = Vec::with_capacity(N);
+    for v in vals {
+        match lx.make_global_ref(v) {
+            Ok(r) => made.push(r),
+            Err(e) => {
+                release::defer(made);
+                return Err(e);
+            }
+        }
+    }
+    made.try_into().map_err(|m: Vec<Gref>| {
+        release::defer(m);
+        keys::memory_error(lx)
+    })
+}
+
+pub fn gref_pair(lx: Lx, a: emacs_value, b: emacs_value) -> LResult<[Gref; 2]> {
+    grefs(lx, [a, b])
+}
+
+pub fn gref_triple(lx: Lx, v: [emacs_value; 3]) -> LResult<[Gref; 3]> {
+    grefs(lx, v)
+}
+
+/// The user-ptr payload.
+pub struct Handle {
+    pub t: RefCell<Table>,
+    busy: Cell<u32>,
+}
+
+/// Marks a handle busy for its lifetime (restored on every exit path).
+pub struct Busy<'a>(&'a Handle);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.set(self.0.busy.get() - 1);
+    }
+}
+
+/// Finalizer of every rhash user-ptr; its address identifies our objects.
+///
+/// # Safety
+/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `wrap`.
+pub unsafe extern "C" fn finalize(p: *mut c_void) {
+    // Never unwind into the GC: a panic here would abort Emacs.
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `p` came from `Box::into_raw(Box<Handle>)` and Emacs calls
+        // the finalizer exactly once.
+        drop(unsafe { Box::from_raw(p as *mut Handle) });
+    });
+}
+
+impl Handle {
+    /// Wrap a table into a new Lisp object.
+    pub fn wrap(lx: Lx, table: Table) -> LResult<emacs_value> {
+        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0) });
+        let p = Box::into_raw(h);
+        match lx.make_user_ptr(finalize, p as *mut c_void) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                // SAFETY: Emacs did not take ownership; reclaim the box.
+                drop(unsafe { Box::from_raw(p) });
+                Err(e)
+            }
+        }
+    }
+
+    /// The handle behind `v`, or `(wrong-type-argument rhash-p V)`.
+    #[inline]
+    pub fn of<'a>(lx: Lx, v: emacs_value) -> LResult<&'a Handle> {
+        match lx.user_ptr_with(v, finalize) {
+            // SAFETY: the finalizer check proves `v` is one of our user-ptrs,
+            // whose payload is a live `Handle`.  `v` is an argument of the
+            // module call in progress, so the object (and the Handle) stays
+            // alive at least until the call returns, which bounds 'a in
+            // practice: callers never keep the reference beyond the call.
+            Some(p) => Ok(unsafe { &*(p as *const Handle) }),
+            None => Err(wrong_type(lx, v)),
+        }
+    }
+
+    #[inline]
+    pub fn is_rhash(lx: Lx, v: emacs_value) -> bool {
+        lx.user_ptr_with(v, finalize).is_some()
+    }
+
+    #[inline]
+    pub fn busy(&self) -> Busy<'_> {
+        self.busy.set(self.busy.get() + 1);
+        Busy(self)
+    }
+
+    /// Refuse to modify a table while one of its operations is calling Lisp.
+    #[inline]
+    pub fn check_mutable(&self, lx: Lx, table: emacs_value) -> LResult<()> {
+        if self.busy.get() > 0 {
+            let gl = g();
+            let data = lx.funcall(gl.f_list.v(), &[gl.modifies_msg.v(), table])?;
+            return Err(lx.signal(gl.error.v(), data));
+        }
+        Ok(())
+    }
+
+    /// Borrow for a short, Lisp-free section.  A failure means Lisp code
+    /// reached the table during one of our own Lisp-free sections, which
+    /// cannot happen; report it as an error rather than panic all the same.
+    #[inline]
+    pub fn read<R>(&self, lx: Lx, f: impl FnOnce(&Table) -> R) -> LResult<R> {
+        match self.t.try_borrow() {
+            Ok(t) => Ok(f(&t)),
+            Err(_) => Err(busy_error(lx)),
+        }
+    }
+
+    #[inline]
+    pub fn write<R>(&self, lx: Lx, f: impl FnOnce(&mut Table) -> R) -> LResult<R> {
+        match self.t.try_borrow_mut() {
+            Ok(mut t) => Ok(f(&mut t)),
+            Err(_) => Err(busy_error(lx)),
+        }
+    }
+}
+
+pub fn wrong_type(lx: Lx, v: emacs_value) -> Exit {
+    let gl = g();
+    match lx.funcall(gl.f_list.v(), &[gl.rhash_p.v(), v]) {
+        Ok(d) => lx.signal(gl.wrong_type_argument.v(), d),
+        Err(e) => e,
+    }
+}
+
+fn busy_error(lx: Lx) -> Exit {
+    let gl = g();
+    match lx.funcall(gl.f_list.v(), &[gl.busy_msg.v()]) {
+        Ok(d) => lx.signal(gl.error.v(), d),
+        Err(e) => e,
+    }
+}
+
+thread_local! {
+    /// Scratch buffers for string keys (taken, not borrowed, so nested calls
+    /// simply get fresh ones).
+    static BUFS: Cell<(Vec<u8>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// A classified key together with the bytes of a string key.
+pub struct Lookup {
+    pub key: Key,
+    kbuf: Vec<u8>,
+    sbuf: Vec<u8>,
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        let k = std::mem::take(&mut self.kbuf);
+        let s = std::mem::take(&mut self.sbuf);
+        BUFS.with(|b| b.set((k, s)));
+    }
+}
+
+impl Table {
+    pub fn new(test: Test, hint: usize) -> Result<Table, crate::table::AllocError> {
+        // Reserve the Rust side up front so a huge :size fails here, cleanly.
+        let raw = RawTable::with_capacity(hint)?;
+        Ok(Table { raw, vecs: None, vlen: 0, hint, test })
+    }
+
+    #[inline]
+    pub fn keys_vec(&self) -> Option<emacs_value> {
+        self.vecs.as_ref().map(|v| v[0].v())
+    }
+
+    #[inline]
+    pub fn vals_vec(&self) -> Option<emacs_value> {
+        self.vecs.as_ref().map(|v| v[1].v())
+    }
+
+    pub fn test_name(&self) -> emacs_value {
+        let gl = g();
+        match (&self.test.kind, &self.test.user) {
+            (TestKind::Eq, _) => gl.eq.v(),
+            (TestKind::Eql, _) => gl.eql.v(),
+            (TestKind::Equal, _) => gl.equal.v(),
+            (TestKind::User, Some(u)) => u[0].v(),
+            (TestKind::User, None) => gl.nil(),
+        }
+    }
+
+    /// Capacity as `hash-table-size` reports it: entries storable before the
+    /// next reallocation (always >= count).
+    pub fn size(&self) -> usize {
+        self.vlen.max(self.raw.len())
+    }
+}
+
+/// Classify KEY for HANDLE's test.  May run Lisp (hash functions); the caller
+/// holds `busy`.
+pub fn classify(lx: Lx, h: &Handle, key: emacs_value) -> LResult<Lookup> {
+    let (mut kbuf, sbuf) = BUFS.with(|b| b.take());
+    let (kind, hash_fn) = h.read(lx, |t| (t.test.kind, t.test.user.as_ref().map(|u| u[2].v())))?;
+    let key = match (kind, hash_fn) {
+        (TestKind::User, Some(hf)) => {
+            let r = lx.funcall(hf, &[key])?;
+            keys::classify_user_hash(lx, key, r)?
+        }
+        _ => keys::classify_builtin(lx, kind, key, &mut kbuf)?,
+    };
+    Ok(Lookup { key, kbuf, sbuf })
+}
+
+/// The entry number holding a key equal to `l.key`, if any.  May run Lisp
+/// (predicates); the caller holds `busy`, so the table cannot change between
+/// probe steps.
+pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<usize>> {
+    let mut probe = h.read(lx, |t| t.raw.probe(l.key.meta))?;
+    loop {
+        let step = h.read(lx, |t| {
+            t.raw.next_candidate(&mut probe).map(|i| {
+                let payload = t.raw.get(i).map_or(0, |e| e.payload);
+                (i, payload, t.keys_vec())
+            })
+        })?;
+        let Some((i, payload, Some(kv))) = step else { return Ok(None) };
+        let same = match keys::quick_compare(&l.key, payload) {
+            Quick::Same => true,
+            Quick::Differ => false,
+            Quick::Lisp => {
+                let stored = lx.vec_get(kv, i)?;
+                if l.key.kind() == keys::STR {
+                    keys::compare_str(lx, &l.key, &l.kbuf, stored, &mut l.sbuf)?
+                } else {
+                    let pred = h.read(lx, predicate)?;
+                    keys::compare_obj(lx, &l.key, stored, pred)?
+                }
+            }
+        };
+        if same {
+            return Ok(Some(i));
+        }
+    }
+}
+
+fn predicate(t: &Table) -> emacs_value {
+    let gl = g();
+    match (&t.test.kind, &t.test.user) {
+        (TestKind::User, Some(u)) => u[1].v(),
+        (TestKind::Eql, _) => gl.f_eql.v(),
+        _ => gl.f_equal.v(),
+    }
+}
+
+/// Insert a key known to be absent (found absent under the same `busy`).
+pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<()> {
+    let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
+    let slot = slot.map_err(|_| keys::memory_error(lx))?;
+    ensure_vectors(lx, h, slot + 1)?;
+    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| keys::memory_error(lx))?;
+    debug_assert_eq!(i, slot);
+    let (kv, vv) = h.read(lx, |t| (t.keys_vec(), t.vals_vec()))?;
+    if let (Some(kv), Some(vv)) = (kv, vv) {
+        lx.vec_set(kv, i, key.v)?;
+        lx.vec_set(vv, i, value)?;
+    }
+    Ok(())
+}
+
+/// Make both vectors at least `need` long (growing geometrically).  Calls
+/// Lisp allocation functions; holds no borrow while doing so.
+pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
+    let (vlen, hint, old) = h.read(lx, |t| (t.vlen, t.hint, t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])))?;
+    if need <= vlen {
+        return Ok(());
+    }
+    let gl = g();
+    let new_len = need.max(vlen.saturating_mul(2)).max(hint.min(1 << 20)).max(8);
+    let n = lx.make_integer(i64::try_from(new_len).unwrap_or(i64::MAX))?;
+    let grow = lx.make_integer(i64::try_from(new_len - vlen).unwrap_or(i64::MAX))?;
+    let mut made = [gl.nil(); 2];
+    for (k, slot) in made.iter_mut().enumerate() {
+        *slot = match old {
+            None => lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?,
+            Some(o) => {
+                let tail = lx.funcall(gl.f_make_vector.v(), &[grow, gl.hole.v()])?;
+                lx.funcall(gl.f_vconcat.v(), &[o[k], tail])?
+            }
+        };
+    }
+    let vs = gref_pair(lx, made[0], made[1])?;
+    let old = h.write(lx, |t| {
+        t.vlen = new_len;
+        t.vecs.replace(vs)
+    })?;
+    for r in old.into_iter().flatten() {
+        lx.free_global_ref(r);
+    }
+    Ok(())
+}
+
+/// Remove entry `i`, releasing its key and value.
+pub fn remove_at(lx: Lx, h: &Handle, i: usize) -> LResult<()> {
+    let (kv, vv) = h.write(lx, |t| {
+        t.raw.remove(i);
+        (t.keys_vec(), t.vals_vec())
+    })?;
+    let hole = g().hole.v();
+    if let (Some(kv), Some(vv)) = (kv, vv) {
+        lx.vec_set(kv, i, hole)?;
+        lx.vec_set(vv, i, hole)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,636 @@
+//! The pure open-addressing table.  It knows nothing of Emacs: keys are
+//! described by a 64-bit `meta` word (a kind tag and a hash) and a 64-bit
+//! `payload`, and key comparison beyond that is the caller's job (see
+//! `RawTable::candidates`).
+//!
+//! Layout (as in Emacs itself, CPython's dict and indexmap):
+//! - `entries`: a dense array in iteration order.  A removed entry becomes a
+//!   free slot on a LIFO free list, which the next insertion reuses; with the
+//!   free list empty, insertions append.  This reproduces the built-in
+//!   iteration order exactly.
+//! - `index`: a power-of-two array of entry numbers, probed linearly from the
+//!   key's hash.  `EMPTY` ends a probe; `TOMB` marks a removed entry's slot and
+//!   lets probes continue past it.
+//!
+//! Invariants:
+//! - every live entry is referenced by exactly one index slot, reachable from
+//!   `hash & mask` without crossing an `EMPTY` slot;
+//! - `live + tombs < index.len()` (at least one `EMPTY` slot, so probes end);
+//!   rebuilds keep `live + tombs <= 3/4` of the index;
+//! - a rebuild sizes the index from `live` alone, so tombstones never make the
+//!   index grow: under insert/remove churn its size stays bounded by the
+//!   largest live count (the book's table grows without limit here).
+
+use std::collections::TryReserveError;
+use std::fmt;
+
+const EMPTY: u32 = u32::MAX;
+const TOMB: u32 = u32::MAX - 1;
+/// Largest number of entries the `u32` index can address.
+pub const MAX_ENTRIES: usize = (u32::MAX - 2) as usize;
+const MIN_INDEX: usize = 8;
+
+/// Kind tags live in the top 3 bits of `meta`; the low 61 bits are the hash.
+pub const KIND_SHIFT: u32 = 61;
+pub const HASH_MASK: u64 = (1 << KIND_SHIFT) - 1;
+/// The kind of a free entry.  Live entries use kinds 1..=7, chosen by the caller.
+pub const KIND_FREE: u64 = 0;
+
+/// Build a `meta` word from a caller kind (1..=7) and a full hash.
+#[inline]
+pub fn meta(kind: u64, hash: u64) -> u64 {
+    debug_assert!(kind != KIND_FREE && kind < 8);
+    (kind << KIND_SHIFT) | (hash & HASH_MASK)
+}
+
+#[inline]
+pub fn meta_kind(meta: u64) -> u64 {
+    meta >> KIND_SHIFT
+}
+
+/// One entry: `meta` (kind + hash, cached so rebuilds never rehash keys) and a
+/// caller payload (for free entries: the next free entry, or `EMPTY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub meta: u64,
+    pub payload: u64,
+}
+
+impl Entry {
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        meta_kind(self.meta) != KIND_FREE
+    }
+}
+
+/// Allocation failure (or a size the index cannot address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocError;
+
+impl From<TryReserveError> for AllocError {
+    fn from(_: TryReserveError) -> Self {
+        AllocError
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("memory exhausted")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RawTable {
+    entries: Vec<Entry>,
+    index: Vec<u32>,
+    free_head: u32,
+    live: usize,
+    tombs: usize,
+}
+
+/// Probe position for `RawTable::next_candidate`.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pos: usize,
+    meta: u64,
+}
+
+impl RawTable {
+    pub fn new() -> Self {
+        RawTable { entries: Vec::new(), index: Vec::new(), free_head: EMPTY, live: 0, tombs: 0 }
+    }
+
+    /// A table that can take `n` entries without reallocating.
+    pub fn with_capacity(n: usize) -> Result<Self, AllocError> {
+        let mut t = Self::new();
+        if n > 0 {
+            t.reserve_entries(n)?;
+            t.rebuild_index(index_size_for(n)?)?;
+        }
+        Ok(t)
+    }
+
+    /// Number of live entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Upper bound of entry numbers (live or free): iterate `0..slots()`.
+    #[inline]
+    pub fn slots(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// How many entries fit before the entry array reallocates (>= len).
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity().max(self.live)
+    }
+
+    /// Size of the probe index (for tests of boundedness).
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn tombstones(&self) -> usize {
+        self.tombs
+    }
+
+    /// The live entry at `i`, or `None` for a free or out-of-range slot.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Entry> {
+        self.entries.get(i).filter(|e| e.is_live())
+    }
+
+    /// Start a probe for keys with this `meta`.
+    #[inline]
+    pub fn probe(&self, meta: u64) -> Probe {
+        Probe { pos: (meta & HASH_MASK) as usize, meta }
+    }
+
+    /// The next entry whose `meta` equals the probe's, in probe order; `None`
+    /// when an `EMPTY` slot ends the probe.  The caller compares keys for real:
+    /// equal `meta` never means equal keys.  The table must not change between
+    /// calls on one `Probe`.
+    #[inline]
+    pub fn next_candidate(&self, p: &mut Probe) -> Option<usize> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        loop {
+            let slot = self.index[p.pos & mask];
+            p.pos = (p.pos & mask) + 1;
+            match slot {
+                EMPTY => return None,
+                TOMB => continue,
+                i => {
+                    let i = i as usize;
+                    if self.entries[i].meta == p.meta {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Find with an infallible comparison (used by the Rust tests and bench).
+    pub fn find(&self, meta: u64, mut same: impl FnMut(&Entry) -> bool) -> Option<usize> {
+        let mut p = self.probe(meta);
+        while let Some(i) = self.next_candidate(&mut p) {
+            if same(&self.entries[i]) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Make sure one more insertion cannot fail for lack of memory.
+    pub fn reserve_one(&mut self) -> Result<(), AllocError> {
+        if self.free_head == EMPTY {
+            if self.entries.len() >= MAX_ENTRIES {
+                return Err(AllocError);
+            }
+            self.reserve_entries(1)?;
+        }
+        if (self.live + self.tombs + 1) * 4 > self.index.len() * 3 {
+            self.rebuild_index(index_size_for(self.live + 1)?)?;
+        }
+        Ok(())
+    }
+
+    /// The entry number the next `insert` will use.
+    #[inline]
+    pub fn next_insert_slot(&self) -> usize {
+        if self.free_head != EMPTY {
+            self.free_head as usize
+        } else {
+            self.entries.len()
+        }
+    }
+
+    /// Insert a key known to be absent; returns its entry number (a reused free
+    /// slot, last freed first, or a new one at the end).
+    pub fn insert(&mut self, meta: u64, payload: u64) -> Result<usize, AllocError> {
+        debug_assert!(meta_kind(meta) != KIND_FREE);
+        self.reserve_one()?;
+        let i = if self.free_head != EMPTY {
+            let i = self.free_head as usize;
+            self.free_head = self.entries[i].payload as u32;
+            self.entries[i] = Entry { meta, payload };
+            i
+        } else {
+            // `reserve_one` reserved room, so this push does not reallocate.
+            self.entries.push(Entry { meta, payload });
+            self.entries.len() - 1
+        };
+        self.place(meta, i as u32);
+        self.live += 1;
+        Ok(i)
+    }
+
+    /// Replace the payload of live entry `i` (its key kind and hash stay).
+    #[inline]
+    pub fn set_payload(&mut self, i: usize, payload: u64) {
+        debug_assert!(self.entries[i].is_live());
+        self.entries[i].payload = payload;
+    }
+
+    /// Remove live entry `i`; its slot goes on top of the free list.
+    pub fn remove(&mut self, i: usize) {
+        let e = self.entries[i];
+        debug_assert!(e.is_live());
+        let mask = self.index.len() - 1;
+        let mut pos = (e.meta & HASH_MASK) as usize & mask;
+        while self.index[pos] != i as u32 {
+            // Invariant: live entries are reachable from their home slot.
+            debug_assert!(self.index[pos] != EMPTY);
+            pos = (pos + 1) & mask;
+        }
+        if self.index[(pos + 1) & mask] == EMPTY {
+            // No probe continues past this slot, so it (and the tombstones
+            // just before it) can become EMPTY again.
+            self.index[pos] = EMPTY;
+            let mut back = pos.wrapping_sub(1) & mask;
+            while self.index[back] == TOMB {
+                self.index[back] = EMPTY;
+                self.tombs -= 1;
+                back = back.wrapping_sub(1) & mask;
+            }
+        } else {
+            self.index[pos] = TOMB;
+            self.tombs += 1;
+        }
+        self.entries[i] = Entry { meta: KIND_FREE, payload: self.free_head as u64 };
+        self.free_head = i as u32;
+        self.live -= 1;
+    }
+
+    /// Remove everything; iteration restarts in insertion order.  Memory is
+    /// kept (as `clrhash` keeps the table's size).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.index.iter_mut().for_each(|s| *s = EMPTY);
+        self.free_head = EMPTY;
+        self.live = 0;
+        self.tombs = 0;
+    }
+
+    /// An exact copy: same entries, same free list, so the same order now and
+    /// after future insertions.
+    pub fn try_clone(&self) -> Result<Self, AllocError> {
+        let mut entries = Vec::new();
+        entries.try_reserve_exact(self.entries.len())?;
+        entries.extend_from_slice(&self.entries);
+        let mut index = Vec::new();
+        index.try_reserve_exact(self.index.len())?;
+        index.extend_from_slice(&self.index);
+        Ok(RawTable { entries, index, free_head: self.free_head, live: self.live, tombs: self.tombs })
+    }
+
+    /// Live entries in iteration order, with their entry numbers.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Entry)> {
+        self.entries.iter().enumerate().filter(|(_, e)| e.is_live())
+    }
+
+    /// The free list, top first (for tests).
+    pub fn free_list(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut f = self.free_head;
+        while f != EMPTY {
+            out.push(f as usize);
+            f = self.entries[f as usize].payload as u32;
+        }
+        out
+    }
+
+    fn reserve_entries(&mut self, extra: usize) -> Result<(), AllocError> {
+        if self.entries.len().saturating_add(extra) > MAX_ENTRIES {
+            return Err(AllocError);
+        }
+        if self.entries.capacity() - self.entries.len() < extra {
+            // Amortized doubling, but fall back to the exact need if that fails.
+            let want = extra.max(self.entries.len());
+            if self.entries.try_reserve_exact(want).is_err() {
+                self.entries.try_reserve_exact(extra)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Put entry `i` into the first non-live slot of its probe sequence.
+    #[inline]
+    fn place(&mut self, meta: u64, i: u32) {
+        let mask = self.index.len() - 1;
+        let mut pos = (meta & HASH_MASK) as usize & mask;
+        loop {
+            match self.index[pos] {
+                EMPTY => break,
+                TOMB => {
+                    self.tombs -= 1;
+                    break;
+                }
+                _ => pos = (pos + 1) & mask,
+            }
+        }
+        self.index[pos] = i;
+    }
+
+    /// Re-create the index with `size` slots, dropping all tombstones.
+    fn rebuild_index(&mut self, size: usize) -> Result<(), AllocError> {
+        let mut index = Vec::new();
+        index.try_reserve_exact(size)?;
+        index.resize(size, EMPTY);
+        self.index = index;
+        self.tombs = 0;
+        for i in 0..self.entries.len() {
+            let m = self.entries[i].meta;
+            if meta_kind(m) != KIND_FREE {
+                self.place(m, i as u32);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Index size for `n` live entries: a power of two with load <= 1/2 after a
+/// rebuild (linear probing degrades quickly above ~3/4).
+fn index_size_for(n: usize) -> Result<usize, AllocError> {
+    if n > MAX_ENTRIES {
+        return Err(AllocError);
+    }
+    n.checked_mul(2).and_then(|m| m.max(MIN_INDEX).checked_next_power_of_two()).ok_or(AllocError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::hash_u64;
+    use proptest::prelude::*;
+
+    /// The model: a list of (key, value) in slot order plus a LIFO free list,
+    /// which is how Emacs's own tables order their entries.
+    #[derive(Default)]
+    struct Model {
+        slots: Vec<Option<(u64, u64)>>,
+        free: Vec<usize>,
+    }
+
+    impl Model {
+        fn get(&self, k: u64) -> Option<u64> {
+            self.slots.iter().flatten().find(|(kk, _)| *kk == k).map(|(_, v)| *v)
+        }
+        fn put(&mut self, k: u64, v: u64) {
+            if let Some(s) = self.slots.iter_mut().flatten().find(|(kk, _)| *kk == k) {
+                s.1 = v;
+            } else if let Some(i) = self.free.pop() {
+                self.slots[i] = Some((k, v));
+            } else {
+                self.slots.push(Some((k, v)));
+            }
+        }
+        fn remove(&mut self, k: u64) {
+            if let Some(i) = self.slots.iter().position(|s| matches!(s, Some((kk, _)) if *kk == k)) {
+                self.slots[i] = None;
+                self.free.push(i);
+            }
+        }
+        fn clear(&mut self) {
+            if self.slots.iter().any(|s| s.is_some()) {
+                self.slots.clear();
+                self.free.clear();
+            }
+        }
+        fn order(&self) -> Vec<(u64, u64)> {
+            self.slots.iter().flatten().copied().collect()
+        }
+    }
+
+    /// A tiny map over RawTable: key in the payload's high half is not needed;
+    /// keys live in a side vector indexed by entry number, as Lisp keys do.
+    struct Map {
+        t: RawTable,
+        keys: Vec<u64>,
+        vals: Vec<u64>,
+        hash: fn(u64) -> u64,
+    }
+
+    impl Map {
+        fn new(hash: fn(u64) -> u64) -> Self {
+            Map { t: RawTable::new(), keys: vec![], vals: vec![], hash }
+        }
+        fn meta(&self, k: u64) -> u64 {
+            meta(1, (self.hash)(k))
+        }
+        fn find(&self, k: u64) -> Option<usize> {
+            let keys = &self.keys;
+            let mut p = self.t.probe(self.meta(k));
+            while let Some(i) = self.t.next_candidate(&mut p) {
+                if keys[i] == k {
+                    return Some(i);
+                }
+            }
+            None
+        }
+        fn get(&self, k: u64) -> Option<u64> {
+            self.find(k).map(|i| self.vals[i])
+        }
+        fn put(&mut self, k: u64, v: u64) {
+            match self.find(k) {
+                Some(i) => self.vals[i] = v,
+                None => {
+                    let i = self.t.insert(self.meta(k), 0).unwrap();
+                    if i == self.keys.len() {
+                        self.keys.push(k);
+                        self.vals.push(v);
+                    } else {
+                        self.keys[i] = k;
+                        self.vals[i] = v;
+                    }
+                }
+            }
+        }
+        fn remove(&mut self, k: u64) {
+            if let Some(i) = self.find(k) {
+                self.t.remove(i);
+            }
+        }
+        fn clear(&mut self) {
+            if !self.t.is_empty() {
+                self.t.clear();
+                self.keys.clear();
+                self.vals.clear();
+            }
+        }
+        fn order(&self) -> Vec<(u64, u64)> {
+            self.t.iter().map(|(i, _)| (self.keys[i], self.vals[i])).collect()
+        }
+        fn check_invariants(&self) {
+            let t = &self.t;
+            assert!(t.live + t.tombs < t.index.len().max(1));
+            assert_eq!(t.iter().count(), t.len());
+            let in_index = t.index.iter().filter(|&&s| s < TOMB).count();
+            assert_eq!(in_index, t.len());
+            assert_eq!(t.index.iter().filter(|&&s| s == TOMB).count(), t.tombs);
+            assert_eq!(t.free_list().len() + t.len(), t.slots());
+            for (i, _) in t.iter() {
+                assert_eq!(self.find(self.keys[i]), Some(i));
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(u64, u64),
+        Get(u64),
+        Remove(u64),
+        Clear,
+    }
+
+    fn ops(keyspace: u64) -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            prop_oneof![
+                6 => (0..keyspace, any::<u64>()).prop_map(|(k, v)| Op::Put(k, v)),
+                3 => (0..keyspace).prop_map(Op::Get),
+                5 => (0..keyspace).prop_map(Op::Remove),
+                1 => Just(Op::Clear),
+            ],
+            0..400,
+        )
+    }
+
+    fn run(ops: &[Op], hash: fn(u64) -> u64) {
+        let mut m = Map::new(hash);
+        let mut model = Model::default();
+        for (n, op) in ops.iter().enumerate() {
+            match *op {
+                Op::Put(k, v) => {
+                    m.put(k, v);
+                    model.put(k, v)
+                }
+                Op::Get(k) => assert_eq!(m.get(k), model.get(k), "op {n}"),
+                Op::Remove(k) => {
+                    m.remove(k);
+                    model.remove(k)
+                }
+                Op::Clear => {
+                    m.clear();
+                    model.clear()
+                }
+            }
+            assert_eq!(m.order(), model.order(), "order after op {n}: {op:?}");
+        }
+        m.check_invariants();
+        assert_eq!(m.t.free_list(), model.free.iter().rev().copied().collect::<Vec<_>>());
+    }
+
+    fn good_hash(k: u64) -> u64 {
+        hash_u64(k, 0)
+    }
+    /// Forces collisions: every key shares one of four hashes.
+    fn colliding_hash(k: u64) -> u64 {
+        k % 4
+    }
+    fn constant_hash(_: u64) -> u64 {
+        42
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("RHASH_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256)))]
+        #[test]
+        fn matches_model(ops in ops(64)) { run(&ops, good_hash) }
+        #[test]
+        fn matches_model_with_collisions(ops in ops(32)) { run(&ops, colliding_hash) }
+        #[test]
+        fn matches_model_with_one_hash(ops in ops(16)) { run(&ops, constant_hash) }
+    }
+
+    #[test]
+    fn equal_hash_is_not_equal_key() {
+        let mut m = Map::new(constant_hash);
+        m.put(1, 10);
+        m.put(2, 20);
+        assert_eq!(m.get(1), Some(10));
+        assert_eq!(m.get(2), Some(20));
+        assert_eq!(m.t.len(), 2);
+    }
+
+    #[test]
+    fn order_is_insertion_with_lifo_reuse() {
+        let mut m = Map::new(good_hash);
+        for k in [5, 3, 9, 1, 7, 2, 8] {
+            m.put(k, k);
+        }
+        m.remove(9);
+        m.put(100, 100);
+        let keys: Vec<u64> = m.order().iter().map(|p| p.0).collect();
+        assert_eq!(keys, vec![5, 3, 100, 1, 7, 2, 8]);
+        m.remove(3);
+        m.remove(7);
+        m.put(50, 0);
+        m.put(60, 0);
+        m.put(70, 0);
+        let keys: Vec<u64> = m.order().iter().map(|p| p.0).collect();
+        assert_eq!(keys, vec![5, 60, 100, 1, 50, 2, 8, 70]);
+    }
+
+    #[test]
+    fn churn_keeps_capacity_bounded() {
+        let mut m = Map::new(good_hash);
+        for k in 0..100 {
+            m.put(k, k);
+        }
+        let mut max_index = 0;
+        for k in 100..300_000u64 {
+            m.put(k, k);
+            m.remove(k - 100);
+            max_index = max_index.max(m.t.index_len());
+        }
+        assert_eq!(m.t.len(), 100);
+        assert!(m.t.slots() <= 101, "entries grew to {}", m.t.slots());
+        assert!(max_index <= 256, "index grew to {max_index}");
+        m.check_invariants();
+    }
+
+    #[test]
+    fn random_churn_with_collisions_stays_bounded() {
+        let mut m = Map::new(colliding_hash);
+        let mut x = 0x1234_5678u64;
+        for _ in 0..50_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let k = (x >> 33) % 200;
+            if x & 1 == 0 { m.put(k, x) } else { m.remove(k) }
+        }
+        assert!(m.t.index_len() <= 512);
+        m.check_invariants();
+    }
+
+    #[test]
+    fn clone_keeps_order_and_free_list() {
+        let mut m = Map::new(good_hash);
+        for k in 0..20 {
+            m.put(k, k);
+        }
+        for k in [3, 11, 7] {
+            m.remove(k);
+        }
+        let c = m.t.try_clone().unwrap();
+        assert_eq!(c.free_list(), vec![7, 11, 3]);
+        assert_eq!(c.iter().map(|(i, _)| i).collect::<Vec<_>>(), m.t.iter().map(|(i, _)| i).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn huge_requests_fail_cleanly() {
+        assert_eq!(RawTable::with_capacity(usize::MAX).err(), Some(AllocError));
+        assert_eq!(RawTable::with_capacity(MAX_ENTRIES + 1).err(), Some(AllocError));
+        assert_eq!(index_size_for(usize::MAX / 2 + 1), Err(AllocError));
+        let t = RawTable::with_capacity(100).unwrap();
+        assert!(t.capacity() >= 100 && t.index_len() >= 200);
+    }
+}
