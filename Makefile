@@ -29,9 +29,6 @@ check-emacs:
 	  echo "  Or point EMACS at an Emacs 28.2+ binary: make EMACS=/path/to/emacs ..."; \
 	  exit 1; }
 
-lisp/rhash.elc: lisp/rhash.el $(MODULE)
-	$(EMACS) $(BATCH) --eval '(setq byte-compile-error-on-warn t)' -f batch-byte-compile lisp/rhash.el
-
 demo: check-emacs build
 	$(EMACS) $(BATCH) -l test/demo.el
 
@@ -53,8 +50,9 @@ soak: check-emacs build
 
 lint: build
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(EMACS) $(BATCH) --eval '(setq byte-compile-error-on-warn t)' -f batch-byte-compile lisp/rhash.el
-	rm -f lisp/rhash.elc
+	mkdir -p target/lint && cp lisp/rhash.el target/lint/
+	$(EMACS) -Q --batch -L target/lint -L lisp --eval '(setq byte-compile-error-on-warn t)' \
+	  -f batch-byte-compile target/lint/rhash.el
 
 bench: check-emacs build
 	@for e in $(EMACS) $(EMACS30); do EMACS=$$e sh bench/run.sh || exit 1; done
@@ -63,7 +61,7 @@ bench-rust:
 	$(CARGO) bench --bench table
 
 emacs30:
-	sh scripts/emacs30.sh $(EMACS30_PREFIX)
+	bash scripts/emacs30.sh $(EMACS30_PREFIX)
 
 clean:
 	$(CARGO) clean

@@ -209,8 +209,11 @@ earlier values.  PLIST must have an even length."
 ;;;; Printing
 
 (defun rhash--summary (table)
-  "A short unreadable description of TABLE for printing."
-  (format "#<rhash %S %d>" (rhash-test table) (rhash-count table)))
+  "A short unreadable description of TABLE for printing.
+It is built without the printer, which `print-unreadable-function'
+must not re-enter."
+  (concat "#<rhash " (symbol-name (rhash-test table)) " "
+          (number-to-string (rhash-count table)) ">"))
 
 ;; Generic functions dispatch on rhash tables through their own
 ;; specializer `rhash' (they are user-ptr objects to `type-of').

@@ -1,0 +1,58 @@
+;;; rhash-assert.el --- A small group run under --module-assertions  -*- lexical-binding: t; -*-
+
+;;; Commentary:
+
+;; Run by test/run-ert.sh in its own `emacs --module-assertions'
+;; process, which aborts Emacs on any misuse of module values (a local
+;; value used after its call, a freed global reference).  Assertions make
+;; every value access scan all live values, so sizes stay small.
+
+;;; Code:
+
+(require 'ert)
+(require 'rhash)
+
+(ert-deftest rhash-assert-module-assertions-on ()
+  ;; Guard: this group is only useful under the flag, which Emacs removes
+  ;; from `command-line-args'; test/run-ert.sh says so in the environment.
+  (should (equal (getenv "RHASH_MODULE_ASSERTIONS") "1")))
+
+(ert-deftest rhash-assert-operations ()
+  (dolist (test '(eq eql equal))
+    (let ((r (rhash-make :test test)))
+      (dotimes (i 200)
+        (rhash-put (if (eq test 'equal) (format "k%d" i) i) (list i) r))
+      (dotimes (i 100)
+        (rhash-remove (if (eq test 'equal) (format "k%d" (* 2 i)) (* 2 i)) r))
+      (should (= (rhash-count r) 100))
+      (should (equal (rhash-get (if (eq test 'equal) "k1" 1) r) '(1)))
+      (should (= (length (rhash-keys r)) 100))
+      (should (= (length (rhash-to-alist r)) 100))
+      (let ((c (rhash-copy r)) (n 0))
+        (rhash-map (lambda (k _) (setq n (1+ n)) (rhash-remove k c)) r)
+        (should (= n 100))
+        (should (rhash-empty-p c)))
+      (rhash-clear r)
+      (should (rhash-empty-p r)))))
+
+(ert-deftest rhash-assert-errors-and-exits ()
+  (should-error (rhash-get 1 2) :type 'wrong-type-argument)
+  (should-error (rhash-make :weakness 'key) :type 'rhash-unsupported)
+  (let ((r (rhash-make)))
+    (rhash-put 1 2 r)
+    (should (eq (catch 'x (rhash-map (lambda (_ _) (throw 'x 'thrown)) r)) 'thrown))
+    (define-hash-table-test 'rhash-assert-t #'equal (lambda (_) (error "Boom")))
+    (should-error (rhash-put 1 1 (rhash-make :test 'rhash-assert-t)))))
+
+(ert-deftest rhash-assert-release-after-gc ()
+  ;; Dropped tables queue their global references; the next call frees
+  ;; them.  A wrong free would abort this process.
+  (dotimes (_ 50)
+    (let ((r (rhash-make :test 'equal)))
+      (rhash-put "k" (make-string 10 ?x) r)))
+  (garbage-collect)
+  (rhash-make)
+  (should (= (car (rhash--release-stats)) 0)))
+
+(provide 'rhash-assert)
+;;; rhash-assert.el ends here

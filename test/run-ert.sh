@@ -1,0 +1,30 @@
+#!/bin/sh
+# Run the ERT suites on $EMACS (default: emacs), byte-compiled:
+#   1. every test/*-test.el in one batch Emacs;
+#   2. test/rhash-assert.el under --module-assertions, in its own process
+#      (assertions make every value access scan all live values: keep it small).
+# Byte-code goes to target/elc/VERSION/, so Emacs versions never share .elc
+# files.  RHASH_DIFF_OPS and RHASH_DIFF_SEED tune the differential suite.
+set -eu
+EMACS=${EMACS:-emacs}
+cd "$(dirname "$0")/.."
+version=$("$EMACS" -Q --batch --eval '(princ emacs-version)')
+out=target/elc/$version
+rm -rf "$out"
+mkdir -p "$out"
+cp lisp/rhash.el test/*.el "$out/"
+# lisp/ stays on the path (after $out) for the module, rhash-module.so.
+path="-L $out -L lisp"
+# shellcheck disable=SC2086
+"$EMACS" -Q --batch $path --eval '(setq byte-compile-error-on-warn t)' \
+  -f batch-byte-compile "$out/rhash.el"
+# shellcheck disable=SC2086
+"$EMACS" -Q --batch $path --eval '(setq byte-compile-error-on-warn t)' \
+  -f batch-byte-compile "$out"/*-test.el "$out/rhash-assert.el"
+loads=""
+for f in "$out"/*-test.elc; do loads="$loads -l $f"; done
+# shellcheck disable=SC2086
+"$EMACS" -Q --batch $path -l ert $loads -f ert-run-tests-batch-and-exit
+# shellcheck disable=SC2086
+RHASH_MODULE_ASSERTIONS=1 "$EMACS" -Q --batch --module-assertions $path -l ert \
+  -l "$out/rhash-assert.elc" -f ert-run-tests-batch-and-exit
