@@ -23,8 +23,18 @@ path="-L $out -L lisp"
   -f batch-byte-compile "$out"/*-test.el "$out/rhash-assert.el"
 loads=""
 for f in "$out"/*-test.elc; do loads="$loads -l $f"; done
+log=$out/ert.log
+status=0
 # shellcheck disable=SC2086
-"$EMACS" -Q --batch $path -l ert $loads -f ert-run-tests-batch-and-exit
+"$EMACS" -Q --batch $path -l ert $loads -f ert-run-tests-batch-and-exit \
+  >"$log" 2>&1 || status=1
 # shellcheck disable=SC2086
 RHASH_MODULE_ASSERTIONS=1 "$EMACS" -Q --batch --module-assertions $path -l ert \
-  -l "$out/rhash-assert.elc" -f ert-run-tests-batch-and-exit
+  -l "$out/rhash-assert.elc" -f ert-run-tests-batch-and-exit >>"$log" 2>&1 || status=1
+# Show failures in full, passes as one line each.
+grep -v '^   passed ' "$log" || true
+# One closing line over both groups, for humans and CI log readers.
+echo "(Emacs $version)"
+awk '/^Ran [0-9]+ tests?, [0-9]+ results? as expected, [0-9]+ unexpected/ { p += $4; f += $8 }
+     END { printf "ERT: %d passed, %d failed\n", p, f }' "$log"
+exit $status
