@@ -14,7 +14,7 @@ SOAK    ?=
 MODULE  := lisp/rhash-module.so
 BATCH    = -Q --batch -L lisp -L test
 
-.PHONY: all build demo test test-rust test-lisp lint bench bench-rust soak emacs30 check-emacs clean
+.PHONY: all build demo test test-rust test-lisp lint bench bench-rust soak valgrind emacs30 check-emacs clean
 
 all: build
 
@@ -47,6 +47,10 @@ test-lisp: check-emacs build
 
 soak: check-emacs build
 	RHASH_DIFF_OPS=$${RHASH_DIFF_OPS:-2000000} EMACS=$(EMACS) sh test/run-ert.sh
+
+# The ERT suites under valgrind memcheck (slow: a few minutes).
+valgrind: check-emacs build
+	EMACS=$(EMACS) sh test/valgrind.sh
 
 lint: build
 	$(CARGO) clippy --release --all-targets -- -D warnings
