@@ -256,13 +256,9 @@ impl Lx {
         if got.map(|g| ptr::fn_addr_eq(g, fin)) != Some(true) {
             return None;
         }
-        // SAFETY: see `f!`; `v` is a user-ptr (checked above).
-        let p = unsafe { f!(self, get_user_ptr)(self.env, v) };
-        if self.check().is_err() {
-            self.clear_exit();
-            return None;
-        }
-        Some(p)
+        // SAFETY: see `f!`; `v` is a user-ptr (checked above), so this call
+        // cannot fail and needs no exit check.
+        Some(unsafe { f!(self, get_user_ptr)(self.env, v) })
     }
 
     /// # Safety

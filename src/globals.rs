@@ -14,6 +14,7 @@ pub struct Globals {
     pub float: Gref,
     pub string: Gref,
     pub symbol: Gref,
+    pub user_ptr: Gref,
     // Test names.
     pub eq: Gref,
     pub eql: Gref,
@@ -74,6 +75,7 @@ pub fn init(lx: Lx) -> LResult<()> {
         float: sym(lx, c"float")?,
         string: sym(lx, c"string")?,
         symbol: sym(lx, c"symbol")?,
+        user_ptr: sym(lx, c"user-ptr")?,
         eq: sym(lx, c"eq")?,
         eql: sym(lx, c"eql")?,
         equal: sym(lx, c"equal")?,

@@ -135,9 +135,19 @@ impl Handle {
         }
     }
 
+    /// Whether `v` is an rhash table; never signals.  `type-of` first, so
+    /// that other objects do not take the (slow) signal-and-clear path of
+    /// `get_user_finalizer` on a non-user-ptr.
     #[inline]
     pub fn is_rhash(lx: Lx, v: emacs_value) -> bool {
-        lx.user_ptr_with(v, finalize).is_some()
+        match lx.type_of(v) {
+            Ok(ty) if lx.eq(ty, g().user_ptr.v()) => lx.user_ptr_with(v, finalize).is_some(),
+            Ok(_) => false,
+            Err(_) => {
+                lx.clear_exit();
+                false
+            }
+        }
     }
 
     #[inline]
