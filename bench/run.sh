@@ -1,0 +1,161 @@
+#!/bin/sh
+# bench/run.sh: rhash vs built-in hash tables on $EMACS (default: emacs).
+#
+#   EMACS=emacs sh bench/run.sh > out.md     (make bench runs it per Emacs)
+#
+# Works on a private copy: lisp/rhash.el, lisp/rhash-module.so and
+# bench/bench.el are copied to a temporary directory and byte-compiled there
+# with $EMACS, so concurrent rebuilds of lisp/ and other Emacs versions' .elc
+# files do not interfere.  Then one batch Emacs runs `bench-main': markdown on
+# stdout, progress on stderr.
+#
+# If a C compiler and emacs-module.h are found, an empty C module is built
+# too, to measure the bare module-call floor (`bench-nop1').
+#
+# If the Emacs has native compilation and RHASH_BENCH_NATIVE is not 0, a
+# second process runs the call floor and the get/put rows with bench.el
+# native-compiled (RHASH_BENCH_NATIVE_KEYS, RHASH_BENCH_NATIVE_SIZES and
+# RHASH_BENCH_NATIVE_WORKLOADS choose the subset).
+#
+# Every knob of bench.el is an environment variable (see its header):
+# RHASH_BENCH_SIZES, RHASH_BENCH_ROUNDS, RHASH_BENCH_MIN_OPS, RHASH_BENCH_KEYS,
+# RHASH_BENCH_BIG, RHASH_BENCH_BIG_KEYS, RHASH_BENCH_WORKLOADS,
+# RHASH_BENCH_BULK_SIZE, RHASH_BENCH_BULK_KEYS, RHASH_BENCH_MEM_SIZES,
+# RHASH_BENCH_SECTIONS.
+set -eu
+EMACS=${EMACS:-emacs}
+CC=${CC:-cc}
+cd "$(dirname "$0")/.."
+if [ ! -f lisp/rhash-module.so ]; then
+  echo "bench/run.sh: lisp/rhash-module.so is missing; run 'make build' first" >&2
+  exit 1
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rhash-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+cp lisp/rhash.el lisp/rhash-module.so bench/bench.el "$tmp/"
+
+# The empty C module for the call floor (optional).
+header=""
+for d in "$(dirname "$(command -v "$EMACS")")/../root/usr/include" /usr/include /usr/local/include; do
+  if [ -f "$d/emacs-module.h" ]; then header=$d; break; fi
+done
+if [ -n "$header" ] && command -v "$CC" >/dev/null 2>&1; then
+  cat > "$tmp/nop.c" <<'EOF'
+/* Empty module functions: the floor of a module call, and the cost of the
+   env calls a table operation needs (type_of, get_user_finalizer +
+   get_user_ptr, funcall).  */
+#include <stdint.h>
+#include <emacs-module.h>
+int plugin_is_GPL_compatible;
+static emacs_value sxhash_eq, integer_sym, vals;
+static emacs_value
+nop1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) data;
+  return args[0];
+}
+static emacs_value
+typeof1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  return env->type_of (env, args[0]);
+}
+static emacs_value
+userptr1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  void (*fin) (void *) = env->get_user_finalizer (env, args[0]);
+  if (env->non_local_exit_check (env) != emacs_funcall_exit_return)
+    env->non_local_exit_clear (env);
+  else if (fin)
+    (void) env->get_user_ptr (env, args[0]);
+  return args[0];
+}
+static emacs_value
+funcall1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  return env->funcall (env, sxhash_eq, 1, args);
+}
+/* What a minimal `rhash-get' of a fixnum key must ask of Emacs: check
+   and open the table (user-ptr), classify the key (type_of, eq,
+   extract_integer), read the value from a Lisp vector (vec_get).  The
+   lookup itself is left out: it is ~2 ns in Rust.  */
+static emacs_value
+get2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  void (*fin) (void *) = env->get_user_finalizer (env, args[1]);
+  if (env->non_local_exit_check (env) != emacs_funcall_exit_return || !fin)
+    return args[0];
+  (void) env->get_user_ptr (env, args[1]);
+  emacs_value ty = env->type_of (env, args[0]);
+  if (!env->eq (env, ty, integer_sym))
+    return args[0];
+  intmax_t i = env->extract_integer (env, args[0]);
+  if (env->non_local_exit_check (env) != emacs_funcall_exit_return)
+    return args[0];
+  return env->vec_get (env, vals, i & 1023);
+}
+static void
+defun (emacs_env *env, const char *name, int arity, emacs_function f, const char *doc)
+{
+  emacs_value a[2];
+  a[0] = env->intern (env, name);
+  a[1] = env->make_function (env, arity, arity, f, doc, NULL);
+  env->funcall (env, env->intern (env, "defalias"), 2, a);
+}
+int
+emacs_module_init (struct emacs_runtime *rt)
+{
+  emacs_env *env = rt->get_environment (rt);
+  emacs_value mv[2];
+  sxhash_eq = env->make_global_ref (env, env->intern (env, "sxhash-eq"));
+  integer_sym = env->make_global_ref (env, env->intern (env, "integer"));
+  mv[0] = env->make_integer (env, 1024);
+  mv[1] = env->intern (env, "nil");
+  vals = env->make_global_ref (env, env->funcall (env, env->intern (env, "make-vector"), 2, mv));
+  defun (env, "bench-nop1", 1, nop1, "Return ARG (empty module function).");
+  defun (env, "bench-nop-type-of", 1, typeof1, "Return (type-of ARG) via env->type_of.");
+  defun (env, "bench-nop-user-ptr", 1, userptr1, "Read ARG's user-ptr finalizer and pointer.");
+  defun (env, "bench-nop-funcall", 1, funcall1, "Return (sxhash-eq ARG) via env->funcall.");
+  defun (env, "bench-nop-get", 2, get2, "The env calls of a minimal fixnum `rhash-get'.");
+  return 0;
+}
+EOF
+  if "$CC" -O2 -shared -fPIC -I"$header" -o "$tmp/bench-nop.so" "$tmp/nop.c" 2>"$tmp/cc.log"; then
+    RHASH_BENCH_NOP_MODULE=$tmp/bench-nop.so
+    export RHASH_BENCH_NOP_MODULE
+  else
+    echo "bench/run.sh: could not build the empty C module (see below); floor row skipped" >&2
+    cat "$tmp/cc.log" >&2
+  fi
+fi
+
+RHASH_BENCH_EMACS=$EMACS
+export RHASH_BENCH_EMACS
+"$EMACS" -Q --batch -L "$tmp" --eval '(setq byte-compile-warnings (quote (not obsolete)))' \
+  -f batch-byte-compile "$tmp/rhash.el" "$tmp/bench.el" >&2
+"$EMACS" -Q --batch -L "$tmp" -l "$tmp/bench.elc" -f bench-main
+
+if [ "${RHASH_BENCH_NATIVE:-1}" != 0 ] &&
+   "$EMACS" -Q --batch --eval '(kill-emacs (if (and (fboundp (quote native-comp-available-p)) (native-comp-available-p)) 0 1))' 2>/dev/null; then
+  echo "bench: native-compiling bench.el" >&2
+  mkdir -p "$tmp/eln"
+  if "$EMACS" -Q --batch -L "$tmp" \
+       --eval "(setq native-comp-eln-load-path (list \"$tmp/eln/\"))" \
+       --eval "(native-compile \"$tmp/bench.el\" \"$tmp/bench.eln\")" >"$tmp/native.log" 2>&1 &&
+     [ -f "$tmp/bench.eln" ]; then
+    RHASH_BENCH_SECTIONS=${RHASH_BENCH_NATIVE_SECTIONS:-floor main} \
+    RHASH_BENCH_KEYS=${RHASH_BENCH_NATIVE_KEYS:-fixnum str-fn} \
+    RHASH_BENCH_SIZES=${RHASH_BENCH_NATIVE_SIZES:-100000} \
+    RHASH_BENCH_WORKLOADS=${RHASH_BENCH_NATIVE_WORKLOADS:-get-hit get-miss put-over} \
+      "$EMACS" -Q --batch -L "$tmp" \
+        --eval "(setq native-comp-eln-load-path (list \"$tmp/eln/\"))" \
+        -l "$tmp/bench.eln" -f bench-main
+  else
+    echo "bench/run.sh: native compilation failed; native rows skipped" >&2
+    tail -20 "$tmp/native.log" >&2
+  fi
+fi
