@@ -159,7 +159,7 @@ fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 /// Find KEY in TABLE: (handle, entry number if present).
 #[inline]
-fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Handle, Option<usize>)> {
+fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Handle, Option<store::Found>)> {
     let h = Handle::of(lx, table)?;
     let _busy = h.busy();
     let mut l = store::classify(lx, h, key)?;
@@ -169,8 +169,8 @@ fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Hand
 
 fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     match lookup(lx, a[0], a[1])? {
-        (h, Some(i)) => match h.read(lx, |t| t.vals_vec())? {
-            Some(vv) => lx.vec_get(vv, i),
+        (h, Some(f)) => match h.read(lx, |t| t.vals_vec())? {
+            Some(vv) => lx.vec_get(vv, f.entry),
             None => Ok(g().nil()),
         },
         (_, None) => Ok(a.get(2).copied().unwrap_or_else(|| g().nil())),
@@ -187,9 +187,9 @@ fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: ema
     let _busy = h.busy();
     let mut l = store::classify(lx, h, key)?;
     match store::find(lx, h, &mut l)? {
-        Some(i) => {
+        Some(f) => {
             if let Some(vv) = h.read(lx, |t| t.vals_vec())? {
-                lx.vec_set(vv, i, value)?;
+                lx.vec_set(vv, f.entry, value)?;
             }
             Ok(())
         }
@@ -228,8 +228,8 @@ fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     h.check_mutable(lx, a[1])?;
     let _busy = h.busy();
     let mut l = store::classify(lx, h, a[0])?;
-    if let Some(i) = store::find(lx, h, &mut l)? {
-        store::remove_at(lx, h, i)?;
+    if let Some(f) = store::find(lx, h, &mut l)? {
+        store::remove_at(lx, h, f)?;
     }
     Ok(g().nil())
 }

@@ -274,19 +274,26 @@ pub fn classify(lx: Lx, h: &Handle, key: emacs_value) -> LResult<Lookup> {
     Ok(Lookup { key, kbuf, sbuf })
 }
 
-/// The entry number holding a key equal to `l.key`, if any.  May run Lisp
+/// Where a key was found: its entry number and index slot.
+#[derive(Clone, Copy)]
+pub struct Found {
+    pub entry: usize,
+    pub slot: usize,
+}
+
+/// The entry holding a key equal to `l.key`, if any.  May run Lisp
 /// (predicates); the caller holds `busy`, so the table cannot change between
-/// probe steps.
-pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<usize>> {
+/// probe steps, nor before it uses the result.
+pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<Found>> {
     let mut probe = h.read(lx, |t| t.raw.probe(l.key.meta))?;
     loop {
         let step = h.read(lx, |t| {
             t.raw.next_candidate(&mut probe).map(|i| {
                 let payload = t.raw.get(i).map_or(0, |e| e.payload);
-                (i, payload, t.keys_vec())
+                (i, t.raw.last_slot(&probe), payload, t.keys_vec())
             })
         })?;
-        let Some((i, payload, Some(kv))) = step else { return Ok(None) };
+        let Some((i, slot, payload, Some(kv))) = step else { return Ok(None) };
         let same = match keys::quick_compare(&l.key, payload) {
             Quick::Same => true,
             Quick::Differ => false,
@@ -301,7 +308,7 @@ pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<usize>> {
             }
         };
         if same {
-            return Ok(Some(i));
+            return Ok(Some(Found { entry: i, slot }));
         }
     }
 }
@@ -362,10 +369,11 @@ pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
     Ok(())
 }
 
-/// Remove entry `i`, releasing its key and value.
-pub fn remove_at(lx: Lx, h: &Handle, i: usize) -> LResult<()> {
+/// Remove the entry `find` returned, releasing its key and value.
+pub fn remove_at(lx: Lx, h: &Handle, f: Found) -> LResult<()> {
+    let i = f.entry;
     let (kv, vv) = h.write(lx, |t| {
-        t.raw.remove(i);
+        t.raw.remove_at(f.slot, i);
         (t.keys_vec(), t.vals_vec())
     })?;
     let hole = g().hole.v();

@@ -9,8 +9,11 @@
 //!   free list empty, insertions append.  This reproduces the built-in
 //!   iteration order exactly.
 //! - `index`: a power-of-two array of entry numbers, probed linearly from the
-//!   key's hash.  `EMPTY` ends a probe; `TOMB` marks a removed entry's slot and
-//!   lets probes continue past it.
+//!   key's hash, with a parallel `tags` array of one byte per slot: `EMPTY`
+//!   ends a probe, `TOMB` marks a removed entry's slot and lets probes continue
+//!   past it, and a live slot holds 7 bits of its key's hash.  Probes read the
+//!   dense tag bytes and look at an entry only when its tag matches, so a miss
+//!   rarely touches the entry array.
 //!
 //! Invariants:
 //! - every live entry is referenced by exactly one index slot, reachable from
@@ -24,11 +27,21 @@
 use std::collections::TryReserveError;
 use std::fmt;
 
+/// End of the free list.
 const EMPTY: u32 = u32::MAX;
-const TOMB: u32 = u32::MAX - 1;
+/// Slot states in `tags`; live tags have the high bit set.
+const TAG_EMPTY: u8 = 0;
+const TAG_TOMB: u8 = 1;
 /// Largest number of entries the `u32` index can address.
 pub const MAX_ENTRIES: usize = (u32::MAX - 2) as usize;
 const MIN_INDEX: usize = 8;
+
+/// The slot tag of a key: 7 hash bits above those that choose the home slot
+/// in any index below 2^54 slots.
+#[inline]
+fn tag_of(meta: u64) -> u8 {
+    0x80 | ((meta >> 54) & 0x7f) as u8
+}
 
 /// Kind tags live in the top 3 bits of `meta`; the low 61 bits are the hash.
 pub const KIND_SHIFT: u32 = 61;
@@ -82,7 +95,9 @@ impl fmt::Display for AllocError {
 #[derive(Debug, Default)]
 pub struct RawTable {
     entries: Vec<Entry>,
+    /// Entry numbers, meaningful where `tags` holds a live tag.
     index: Vec<u32>,
+    tags: Vec<u8>,
     free_head: u32,
     live: usize,
     tombs: usize,
@@ -93,11 +108,12 @@ pub struct RawTable {
 pub struct Probe {
     pos: usize,
     meta: u64,
+    tag: u8,
 }
 
 impl RawTable {
     pub fn new() -> Self {
-        RawTable { entries: Vec::new(), index: Vec::new(), free_head: EMPTY, live: 0, tombs: 0 }
+        RawTable { entries: Vec::new(), index: Vec::new(), tags: Vec::new(), free_head: EMPTY, live: 0, tombs: 0 }
     }
 
     /// A table that can take `n` entries without reallocating.
@@ -150,7 +166,7 @@ impl RawTable {
     /// Start a probe for keys with this `meta`.
     #[inline]
     pub fn probe(&self, meta: u64) -> Probe {
-        Probe { pos: (meta & HASH_MASK) as usize, meta }
+        Probe { pos: (meta & HASH_MASK) as usize, meta, tag: tag_of(meta) }
     }
 
     /// The next entry whose `meta` equals the probe's, in probe order; `None`
@@ -159,24 +175,30 @@ impl RawTable {
     /// calls on one `Probe`.
     #[inline]
     pub fn next_candidate(&self, p: &mut Probe) -> Option<usize> {
-        if self.index.is_empty() {
+        if self.tags.is_empty() {
             return None;
         }
-        let mask = self.index.len() - 1;
+        let mask = self.tags.len() - 1;
         loop {
-            let slot = self.index[p.pos & mask];
-            p.pos = (p.pos & mask) + 1;
-            match slot {
-                EMPTY => return None,
-                TOMB => continue,
-                i => {
-                    let i = i as usize;
-                    if self.entries[i].meta == p.meta {
-                        return Some(i);
-                    }
+            let pos = p.pos & mask;
+            let tag = self.tags[pos];
+            p.pos = pos + 1;
+            if tag == TAG_EMPTY {
+                return None;
+            }
+            if tag == p.tag {
+                let i = self.index[pos] as usize;
+                if self.entries[i].meta == p.meta {
+                    return Some(i);
                 }
             }
         }
+    }
+
+    /// The index slot of the candidate `next_candidate` just returned.
+    #[inline]
+    pub fn last_slot(&self, p: &Probe) -> usize {
+        p.pos.wrapping_sub(1) & (self.tags.len().max(1) - 1)
     }
 
     /// Find with an infallible comparison (used by the Rust tests and bench).
@@ -245,25 +267,33 @@ impl RawTable {
     pub fn remove(&mut self, i: usize) {
         let e = self.entries[i];
         debug_assert!(e.is_live());
-        let mask = self.index.len() - 1;
+        let mask = self.tags.len() - 1;
         let mut pos = (e.meta & HASH_MASK) as usize & mask;
-        while self.index[pos] != i as u32 {
+        while !(self.tags[pos] & 0x80 != 0 && self.index[pos] == i as u32) {
             // Invariant: live entries are reachable from their home slot.
-            debug_assert!(self.index[pos] != EMPTY);
+            debug_assert!(self.tags[pos] != TAG_EMPTY);
             pos = (pos + 1) & mask;
         }
-        if self.index[(pos + 1) & mask] == EMPTY {
+        self.remove_at(pos, i);
+    }
+
+    /// Remove live entry `i`, found by a probe at index slot `pos`
+    /// (`last_slot`), without probing again.
+    pub fn remove_at(&mut self, pos: usize, i: usize) {
+        let mask = self.tags.len() - 1;
+        debug_assert!(self.tags[pos] & 0x80 != 0 && self.index[pos] as usize == i);
+        if self.tags[(pos + 1) & mask] == TAG_EMPTY {
             // No probe continues past this slot, so it (and the tombstones
             // just before it) can become EMPTY again.
-            self.index[pos] = EMPTY;
+            self.tags[pos] = TAG_EMPTY;
             let mut back = pos.wrapping_sub(1) & mask;
-            while self.index[back] == TOMB {
-                self.index[back] = EMPTY;
+            while self.tags[back] == TAG_TOMB {
+                self.tags[back] = TAG_EMPTY;
                 self.tombs -= 1;
                 back = back.wrapping_sub(1) & mask;
             }
         } else {
-            self.index[pos] = TOMB;
+            self.tags[pos] = TAG_TOMB;
             self.tombs += 1;
         }
         self.entries[i] = Entry { meta: KIND_FREE, payload: self.free_head as u64 };
@@ -275,7 +305,7 @@ impl RawTable {
     /// kept (as `clrhash` keeps the table's size).
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.index.iter_mut().for_each(|s| *s = EMPTY);
+        self.tags.iter_mut().for_each(|t| *t = TAG_EMPTY);
         self.free_head = EMPTY;
         self.live = 0;
         self.tombs = 0;
@@ -290,7 +320,10 @@ impl RawTable {
         let mut index = Vec::new();
         index.try_reserve_exact(self.index.len())?;
         index.extend_from_slice(&self.index);
-        Ok(RawTable { entries, index, free_head: self.free_head, live: self.live, tombs: self.tombs })
+        let mut tags = Vec::new();
+        tags.try_reserve_exact(self.tags.len())?;
+        tags.extend_from_slice(&self.tags);
+        Ok(RawTable { entries, index, tags, free_head: self.free_head, live: self.live, tombs: self.tombs })
     }
 
     /// Live entries in iteration order, with their entry numbers.
@@ -326,18 +359,19 @@ impl RawTable {
     /// Put entry `i` into the first non-live slot of its probe sequence.
     #[inline]
     fn place(&mut self, meta: u64, i: u32) {
-        let mask = self.index.len() - 1;
+        let mask = self.tags.len() - 1;
         let mut pos = (meta & HASH_MASK) as usize & mask;
         loop {
-            match self.index[pos] {
-                EMPTY => break,
-                TOMB => {
+            match self.tags[pos] {
+                TAG_EMPTY => break,
+                TAG_TOMB => {
                     self.tombs -= 1;
                     break;
                 }
                 _ => pos = (pos + 1) & mask,
             }
         }
+        self.tags[pos] = tag_of(meta);
         self.index[pos] = i;
     }
 
@@ -345,8 +379,13 @@ impl RawTable {
     fn rebuild_index(&mut self, size: usize) -> Result<(), AllocError> {
         let mut index = Vec::new();
         index.try_reserve_exact(size)?;
-        index.resize(size, EMPTY);
+        let mut tags = Vec::new();
+        tags.try_reserve_exact(size)?;
+        // Entry numbers are only read under a live tag: no need to fill them.
+        index.resize(size, 0);
+        tags.resize(size, TAG_EMPTY);
         self.index = index;
+        self.tags = tags;
         self.tombs = 0;
         for i in 0..self.entries.len() {
             let m = self.entries[i].meta;
@@ -455,8 +494,19 @@ mod tests {
                 }
             }
         }
+        /// Even keys are removed at the slot their lookup found, odd keys by
+        /// entry number, so both paths run in every test.
         fn remove(&mut self, k: u64) {
-            if let Some(i) = self.find(k) {
+            if k % 2 == 0 {
+                let mut p = self.t.probe(self.meta(k));
+                while let Some(i) = self.t.next_candidate(&mut p) {
+                    if self.keys[i] == k {
+                        let slot = self.t.last_slot(&p);
+                        self.t.remove_at(slot, i);
+                        return;
+                    }
+                }
+            } else if let Some(i) = self.find(k) {
                 self.t.remove(i);
             }
         }
@@ -474,9 +524,9 @@ mod tests {
             let t = &self.t;
             assert!(t.live + t.tombs < t.index.len().max(1));
             assert_eq!(t.iter().count(), t.len());
-            let in_index = t.index.iter().filter(|&&s| s < TOMB).count();
+            let in_index = t.tags.iter().filter(|&&s| s & 0x80 != 0).count();
             assert_eq!(in_index, t.len());
-            assert_eq!(t.index.iter().filter(|&&s| s == TOMB).count(), t.tombs);
+            assert_eq!(t.tags.iter().filter(|&&s| s == TAG_TOMB).count(), t.tombs);
             assert_eq!(t.free_list().len() + t.len(), t.slots());
             for (i, _) in t.iter() {
                 assert_eq!(self.find(self.keys[i]), Some(i));
