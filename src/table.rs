@@ -497,7 +497,7 @@ mod tests {
         /// Even keys are removed at the slot their lookup found, odd keys by
         /// entry number, so both paths run in every test.
         fn remove(&mut self, k: u64) {
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 let mut p = self.t.probe(self.meta(k));
                 while let Some(i) = self.t.next_candidate(&mut p) {
                     if self.keys[i] == k {
