@@ -69,8 +69,6 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash-values "rhash-module" (table))
 (declare-function rhash-contains-p "rhash-module" (key table))
 (declare-function rhash-empty-p "rhash-module" (table))
-(declare-function rhash-to-alist "rhash-module" (table))
-(declare-function rhash-to-plist "rhash-module" (table))
 (declare-function rhash--put-plist "rhash-module" (table kv))
 
 ;;;; Making tables
@@ -152,6 +150,39 @@ cannot make weak references" weakness)))
   `(rhash-put ,key ,val ,table))
 
 ;;;; Conversions
+
+;; `rhash-keys' and `rhash-values' build fresh lists with C primitives;
+;; relinking their cells costs a few byte-code operations per entry,
+;; much less than a `cons' called from the module for each.
+
+(defun rhash-to-plist (table)
+  "Return TABLE's entries as a fresh plist (K1 V1 K2 V2 ...).
+The entries come in iteration order."
+  (let* ((keys (rhash-keys table))
+         (k keys)
+         (v (rhash-values table)))
+    ;; Interleave the two fresh lists in place.
+    (while k
+      (let ((next-k (cdr k)) (next-v (cdr v)))
+        (setcdr k v)
+        (setcdr v next-k)
+        (setq k next-k v next-v)))
+    keys))
+
+(defun rhash-to-alist (table)
+  "Return TABLE's entries as a fresh alist ((K1 . V1) ...).
+The entries come in iteration order."
+  (let* ((keys (rhash-keys table))
+         (k keys)
+         (v (rhash-values table)))
+    ;; Each value cell becomes the pair (KEY . VALUE), hung on its key cell.
+    (while k
+      (let ((next-v (cdr v)))
+        (setcdr v (car v))
+        (setcar v (car k))
+        (setcar k v)
+        (setq k (cdr k) v next-v)))
+    keys))
 
 (defun rhash--check (table)
   "Signal `wrong-type-argument' unless TABLE is an rhash table."

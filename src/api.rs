@@ -115,10 +115,6 @@ defuns! {
         c"Return t if KEY is present in TABLE, even with a nil value.\nLike `hash-table-contains-p' (Emacs 31).\n\n(fn KEY TABLE)";
     c"rhash-empty-p" (1, 1) empty_p
         c"Return t if TABLE has no entries.  Like `hash-table-empty-p'.\n\n(fn TABLE)";
-    c"rhash-to-plist" (1, 1) to_plist
-        c"Return TABLE's entries as a fresh plist (K1 V1 K2 V2 ...),\nin iteration order.\n\n(fn TABLE)";
-    c"rhash-to-alist" (1, 1) to_alist
-        c"Return TABLE's entries as a fresh alist ((K1 . V1) ...),\nin iteration order.\n\n(fn TABLE)";
     c"rhash--put-plist" (2, 2) put_plist
         c"Put every KEY VALUE pair of the vector KV into TABLE, in order;\nreturn TABLE.  Internal bulk entry for the conversions.\n\n(fn TABLE KV)";
     c"rhash--stats" (1, 1) stats
@@ -366,47 +362,6 @@ fn keys(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     column(lx, a[0], 1)
-}
-
-/// Live (key, value) pairs in order, as local values.
-fn pairs(lx: Lx, h: &Handle) -> LResult<Vec<(emacs_value, emacs_value)>> {
-    let (slots, live, vecs) = h.read(lx, |t| (t.raw.slots(), t.raw.len(), t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])))?;
-    let mut out = Vec::new();
-    let Some([kv, vv]) = vecs else { return Ok(out) };
-    if out.try_reserve_exact(live).is_err() {
-        return Err(keys::memory_error(lx));
-    }
-    let hole = g().hole.v();
-    for i in 0..slots {
-        if i % 65536 == 65535 && lx.should_quit() {
-            // Return what we have; Emacs processes the quit on return.
-            break;
-        }
-        let k = lx.vec_get(kv, i)?;
-        if lx.eq(k, hole) {
-            continue;
-        }
-        out.push((k, lx.vec_get(vv, i)?));
-    }
-    Ok(out)
-}
-
-fn to_plist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let ps = pairs(lx, h)?;
-    let flat: Vec<emacs_value> = ps.iter().flat_map(|&(k, v)| [k, v]).collect();
-    lx.funcall(g().f_list.v(), &flat)
-}
-
-fn to_alist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let ps = pairs(lx, h)?;
-    let gl = g();
-    let mut conses = Vec::with_capacity(ps.len());
-    for (k, v) in ps {
-        conses.push(lx.funcall(gl.f_cons.v(), &[k, v])?);
-    }
-    lx.funcall(gl.f_list.v(), &conses)
 }
 
 fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
