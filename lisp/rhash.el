@@ -70,6 +70,12 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash-contains-p "rhash-module" (key table))
 (declare-function rhash-empty-p "rhash-module" (table))
 (declare-function rhash--put-plist "rhash-module" (table kv))
+(declare-function rhash--flush-cache "rhash-module" ())
+
+;; The module keeps the table of a run of calls referenced for fast type
+;; checks; dropping that reference after each GC lets a table the program
+;; dropped be collected by the next one.
+(add-hook 'post-gc-hook #'rhash--flush-cache)
 
 ;;;; Making tables
 

@@ -119,6 +119,8 @@ defuns! {
         c"Put every KEY VALUE pair of the vector KV into TABLE, in order;\nreturn TABLE.  Internal bulk entry for the conversions.\n\n(fn TABLE KV)";
     c"rhash--stats" (1, 1) stats
         c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
+    c"rhash--flush-cache" (0, 0) flush_cache
+        c"Internal: forget the table cached for fast type checks.\nRun from `post-gc-hook', so that the cache never keeps a dropped\ntable alive for more than one garbage collection.\n\n(fn)";
     c"rhash--release-stats" (0, 0) release_stats
         c"Internal: (PENDING . RELEASED), the global references waiting in\nthe release queue and the total released so far.\n\n(fn)";
 }
@@ -369,6 +371,11 @@ fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let (s, c, tb, il, vl) = h.read(lx, |t| (t.raw.slots(), t.raw.len(), t.raw.tombstones(), t.raw.index_len(), t.vlen))?;
     let vals = [int(lx, s)?, int(lx, c)?, int(lx, tb)?, int(lx, il)?, int(lx, vl)?];
     lx.funcall(g().f_list.v(), &vals)
+}
+
+fn flush_cache(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
+    crate::cache::flush(lx);
+    Ok(g().nil())
 }
 
 fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {

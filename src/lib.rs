@@ -1,12 +1,13 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
-//! - `ffi`, `globals`, `keys`, `store`, `release`, `api`: the Emacs glue.
+//! - `ffi`, `globals`, `keys`, `store`, `cache`, `release`, `api`: the Emacs glue.
 
 pub mod hash;
 pub mod table;
 
 mod api;
+mod cache;
 mod ffi;
 mod globals;
 mod keys;

@@ -12,6 +12,7 @@
 //! attempt to modify it in that window gets a Lisp error, as a built-in table
 //! does while its user test runs.  Reads stay allowed.
 
+use crate::cache;
 use crate::ffi::{Exit, Gref, LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Quick, TestKind};
@@ -124,13 +125,20 @@ impl Handle {
     /// The handle behind `v`, or `(wrong-type-argument rhash-p V)`.
     #[inline]
     pub fn of<'a>(lx: Lx, v: emacs_value) -> LResult<&'a Handle> {
+        if let Some(h) = cache::hit(lx, v) {
+            return Ok(h);
+        }
         match lx.user_ptr_with(v, finalize) {
-            // SAFETY: the finalizer check proves `v` is one of our user-ptrs,
-            // whose payload is a live `Handle`.  `v` is an argument of the
-            // module call in progress, so the object (and the Handle) stays
-            // alive at least until the call returns, which bounds 'a in
-            // practice: callers never keep the reference beyond the call.
-            Some(p) => Ok(unsafe { &*(p as *const Handle) }),
+            Some(p) => {
+                cache::note(lx, v, p as *const Handle);
+                // SAFETY: the finalizer check proves `v` is one of our
+                // user-ptrs, whose payload is a live `Handle`.  `v` is an
+                // argument of the module call in progress, so the object (and
+                // the Handle) stays alive at least until the call returns,
+                // which bounds 'a in practice: callers never keep the
+                // reference beyond the call.
+                Ok(unsafe { &*(p as *const Handle) })
+            }
             None => Err(wrong_type(lx, v)),
         }
     }
