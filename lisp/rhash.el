@@ -59,7 +59,6 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash-put "rhash-module" (key value table))
 (declare-function rhash-remove "rhash-module" (key table))
 (declare-function rhash-clear "rhash-module" (table))
-(declare-function rhash-map "rhash-module" (function table))
 (declare-function rhash-count "rhash-module" (table))
 (declare-function rhash-copy "rhash-module" (table))
 (declare-function rhash-test "rhash-module" (table))
@@ -71,6 +70,8 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash-empty-p "rhash-module" (table))
 (declare-function rhash--put-plist "rhash-module" (table kv))
 (declare-function rhash--flush-cache "rhash-module" ())
+(declare-function rhash--storage "rhash-module" (table))
+(declare-function rhash--hole "rhash-module" ())
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -149,6 +150,32 @@ cannot make weak references" weakness)))
             (rhash--signal-error "Invalid argument list" (nth j args))))
         (setq j (1+ j))))
     (rhash--make test cmp hash size)))
+
+;;;; Walking
+
+(defconst rhash--hole (rhash--hole)
+  "The module's marker for free slots in a table's storage vectors.")
+
+(defun rhash-map (function table)
+  "Call FUNCTION with each key and value of TABLE; return nil.
+The order is the table's iteration order: insertion order, a removed
+key's place reused by the next new key.  FUNCTION may set or remove
+the current key; keys it adds in later places are visited, and
+clearing the table ends the walk.  Like `maphash'."
+  ;; Entry I lives in slot I of the storage vectors for its whole life, so
+  ;; the walk goes by slot.  The cell is re-read after each call because
+  ;; FUNCTION may make the table reallocate its vectors.
+  (let* ((cell (or (rhash--storage table) (cons [] [])))
+         (keys (car cell)) (vals (cdr cell)) (n (length keys))
+         (hole rhash--hole)
+         (i 0))
+    (while (< i n)
+      (let ((key (aref keys i)))
+        (unless (eq key hole)
+          (funcall function key (aref vals i))
+          (setq keys (car cell) vals (cdr cell) n (length keys))))
+      (setq i (1+ i)))
+    nil))
 
 ;;;; Places
 

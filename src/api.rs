@@ -95,8 +95,6 @@ defuns! {
         c"Remove KEY from TABLE and return nil.\nThe freed place is reused by the next new key.  Like `remhash'.\n\n(fn KEY TABLE)";
     c"rhash-clear" (1, 1) clear
         c"Remove every entry from TABLE and return TABLE.\nKeys and values are released at once.  Like `clrhash'.\n\n(fn TABLE)";
-    c"rhash-map" (2, 2) map
-        c"Call FUNCTION with each key and value of TABLE; return nil.\nThe order is the table's iteration order (insertion order, a removed\nkey's place reused by the next new key).  FUNCTION may set or remove\nthe current key; keys it adds in later places are visited; clearing\nthe table ends the walk.  Like `maphash'.\n\n(fn FUNCTION TABLE)";
     c"rhash-count" (1, 1) count
         c"Return the number of entries in TABLE.  Like `hash-table-count'.\n\n(fn TABLE)";
     c"rhash-copy" (1, 1) copy
@@ -117,6 +115,10 @@ defuns! {
         c"Return t if TABLE has no entries.  Like `hash-table-empty-p'.\n\n(fn TABLE)";
     c"rhash--put-plist" (2, 2) put_plist
         c"Put every KEY VALUE pair of the vector KV into TABLE, in order;\nreturn TABLE.  Internal bulk entry for the conversions.\n\n(fn TABLE KV)";
+    c"rhash--storage" (1, 1) storage
+        c"Internal: TABLE's (KEYS . VALS) vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole'.  The cell is\nupdated in place when the vectors are reallocated.  Read only.\n\n(fn TABLE)";
+    c"rhash--hole" (0, 0) hole
+        c"Internal: the marker stored in free slots of `rhash--storage'.\n\n(fn)";
     c"rhash--stats" (1, 1) stats
         c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
     c"rhash--flush-cache" (0, 0) flush_cache
@@ -251,29 +253,6 @@ fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(a[0])
 }
 
-fn map(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let (func, table) = (a[0], a[1]);
-    let h = Handle::of(lx, table)?;
-    let mut i = 0;
-    loop {
-        // Re-read every step: FUNCTION may have grown, shrunk or cleared the table.
-        let step = h.read(lx, |t| {
-            (i < t.raw.slots()).then(|| (t.raw.get(i).is_some(), t.keys_vec(), t.vals_vec()))
-        })?;
-        match step {
-            None => break,
-            Some((true, Some(kv), Some(vv))) => {
-                let k = lx.vec_get(kv, i)?;
-                let v = lx.vec_get(vv, i)?;
-                lx.funcall(func, &[k, v])?;
-            }
-            Some(_) => {}
-        }
-        i += 1;
-    }
-    Ok(g().nil())
-}
-
 fn count(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
     let n = h.read(lx, |t| t.raw.len())?;
@@ -304,12 +283,14 @@ fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         Some(u) => Some(store::gref_triple(lx, u)?),
         None => None,
     };
-    let mut t = Table { raw, vecs: None, vlen: 0, hint, test: Test { kind, user } };
+    let mut t = Table { raw, vecs: None, cell: None, vlen: 0, hint, test: Test { kind, user } };
     if let Some(v) = vecs {
         let k = lx.funcall(gl.f_copy_sequence.v(), &[v[0]])?;
         let vv = lx.funcall(gl.f_copy_sequence.v(), &[v[1]])?;
         t.vecs = Some(store::gref_pair(lx, k, vv)?);
         t.vlen = vlen;
+        let cell = lx.funcall(gl.f_cons.v(), &[k, vv])?;
+        t.cell = Some(lx.make_global_ref(cell)?);
     }
     Handle::wrap(lx, t)
 }
@@ -364,6 +345,15 @@ fn keys(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     column(lx, a[0], 1)
+}
+
+fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    Ok(h.read(lx, |t| t.cell.as_ref().map(|c| c.v()))?.unwrap_or_else(|| g().nil()))
+}
+
+fn hole(_: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
+    Ok(g().hole.v())
 }
 
 fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

@@ -32,6 +32,10 @@ pub struct Table {
     pub raw: RawTable,
     /// The key and value vectors (`None` until the first insertion).
     pub vecs: Option<[Gref; 2]>,
+    /// `(KEYS . VALS)`, the same vectors as a cons that Lisp code can read
+    /// (`rhash--storage`); updated whenever `vecs` changes.  Entry slots never
+    /// move, so `rhash-map` walks these vectors from byte-code.
+    pub cell: Option<Gref>,
     /// Length of both vectors (>= raw.slots()).
     pub vlen: usize,
     /// Size hint for the first vector allocation.
@@ -42,7 +46,7 @@ pub struct Table {
 // Both drops run in the GC finalizer: no Emacs calls, only queue the refs.
 impl Drop for Table {
     fn drop(&mut self) {
-        release::defer(self.vecs.take().into_iter().flatten());
+        release::defer(self.vecs.take().into_iter().flatten().chain(self.cell.take()));
     }
 }
 
@@ -236,7 +240,7 @@ impl Table {
     pub fn new(test: Test, hint: usize) -> Result<Table, crate::table::AllocError> {
         // Reserve the Rust side up front so a huge :size fails here, cleanly.
         let raw = RawTable::with_capacity(hint)?;
-        Ok(Table { raw, vecs: None, vlen: 0, hint, test })
+        Ok(Table { raw, vecs: None, cell: None, vlen: 0, hint, test })
     }
 
     #[inline]
@@ -373,6 +377,24 @@ pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
     })?;
     for r in old.into_iter().flatten() {
         lx.free_global_ref(r);
+    }
+    set_cell(lx, h, made[0], made[1])
+}
+
+/// Point the table's `(KEYS . VALS)` cell at these vectors (making the cell
+/// the first time).
+pub fn set_cell(lx: Lx, h: &Handle, keys: emacs_value, vals: emacs_value) -> LResult<()> {
+    let gl = g();
+    match h.read(lx, |t| t.cell.as_ref().map(|c| c.v()))? {
+        Some(c) => {
+            lx.funcall(gl.f_setcar.v(), &[c, keys])?;
+            lx.funcall(gl.f_setcdr.v(), &[c, vals])?;
+        }
+        None => {
+            let c = lx.funcall(gl.f_cons.v(), &[keys, vals])?;
+            let c = lx.make_global_ref(c)?;
+            h.write(lx, |t| t.cell = Some(c))?;
+        }
     }
     Ok(())
 }
