@@ -207,8 +207,7 @@ fn put_plist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let (table, kv) = (a[0], a[1]);
     let h = Handle::of(lx, table)?;
     let gl = g();
-    let len = lx.funcall(lx.intern(c"length")?, &[kv])?;
-    let n = usize::try_from(lx.extract_integer(len)?).unwrap_or(0);
+    let n = lx.vec_size(kv)?;
     let mut i = 0;
     while i + 1 < n {
         if i % 4096 == 0 && lx.should_quit() {

@@ -181,6 +181,14 @@ impl Lx {
         self.val(r)
     }
 
+    /// Length of vector `vec` (signals if it is not a vector).
+    #[inline]
+    pub fn vec_size(&self, vec: emacs_value) -> LResult<usize> {
+        // SAFETY: see `f!`.
+        let n = unsafe { f!(self, vec_size)(self.env, vec) };
+        self.check().map(|_| usize::try_from(n).unwrap_or(0))
+    }
+
     #[inline]
     pub fn vec_set(&self, vec: emacs_value, i: usize, v: emacs_value) -> LResult<()> {
         // SAFETY: see `f!`; Emacs checks the index.

@@ -152,6 +152,9 @@ impl Handle {
     /// `get_user_finalizer` on a non-user-ptr.
     #[inline]
     pub fn is_rhash(lx: Lx, v: emacs_value) -> bool {
+        if cache::hit(lx, v).is_some() {
+            return true;
+        }
         match lx.type_of(v) {
             Ok(ty) if lx.eq(ty, g().user_ptr.v()) => lx.user_ptr_with(v, finalize).is_some(),
             Ok(_) => false,

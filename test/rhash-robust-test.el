@@ -251,6 +251,25 @@ this function's frame would otherwise keep an object alive throughout."
                      (condition-case err (maphash 5 h) (error (car err))))))
     (should (rhash-robust--consistent-p table))))
 
+(declare-function rhash-test-foreign-user-ptr "rhash-foreign-module" ())
+(declare-function rhash-test-null-user-ptr "rhash-foreign-module" ())
+
+(ert-deftest rhash-robust-foreign-user-ptr ()
+  ;; test/foreign-module.c, built by test/run-ert.sh when cc is available.
+  (skip-unless (require 'rhash-foreign-module nil t))
+  (dolist (ptr (list (rhash-test-foreign-user-ptr) (rhash-test-null-user-ptr)))
+    (should (eq (rhash-p ptr) nil))
+    (dolist (call (list (lambda (x) (rhash-get 1 x)) (lambda (x) (rhash-put 1 2 x))
+                        (lambda (x) (rhash-remove 1 x)) #'rhash-clear #'rhash-count
+                        (lambda (x) (rhash-map #'ignore x)) #'rhash-copy #'rhash-keys
+                        #'rhash-to-alist #'rhash-size #'rhash-test #'rhash-weakness))
+      (should (equal (condition-case err (funcall call ptr) (error err))
+                     (list 'wrong-type-argument 'rhash-p ptr))))
+    ;; And as a key or value it is just an object.
+    (let ((table (rhash-make)))
+      (rhash-put ptr ptr table)
+      (should (eq (rhash-get ptr table) ptr)))))
+
 (defun rhash-robust--deep (n)
   "A list nested N deep, built without recursion."
   (let ((k (list 1)))

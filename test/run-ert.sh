@@ -13,6 +13,14 @@ out=target/elc/$version
 rm -rf "$out"
 mkdir -p "$out"
 cp lisp/rhash.el test/*.el "$out/"
+# Another module's user-ptrs for the robustness tests (skipped without cc).
+for d in /usr/include /usr/local/include; do
+  if [ -f "$d/emacs-module.h" ] && command -v "${CC:-cc}" >/dev/null 2>&1; then
+    "${CC:-cc}" -shared -fPIC -O1 -I"$d" -o "$out/rhash-foreign-module.so" \
+      test/foreign-module.c || echo "note: could not build test/foreign-module.c"
+    break
+  fi
+done
 # lisp/ stays on the path (after $out) for the module, rhash-module.so.
 path="-L $out -L lisp"
 # shellcheck disable=SC2086
