@@ -8,12 +8,13 @@
 //!   free slot on a LIFO free list, which the next insertion reuses; with the
 //!   free list empty, insertions append.  This reproduces the built-in
 //!   iteration order exactly.
-//! - `index`: a power-of-two array of entry numbers, probed linearly from the
-//!   key's hash, with a parallel `tags` array of one byte per slot: `EMPTY`
-//!   ends a probe, `TOMB` marks a removed entry's slot and lets probes continue
-//!   past it, and a live slot holds 7 bits of its key's hash.  Probes read the
-//!   dense tag bytes and look at an entry only when its tag matches, so a miss
-//!   rarely touches the entry array.
+//! - `index`: a power-of-two array of `u32` slot words, probed linearly from
+//!   the key's hash.  `SLOT_EMPTY` ends a probe; `SLOT_TOMB` marks a removed
+//!   entry's slot and lets probes continue past it; a live word holds 8 bits
+//!   of its key's hash above a 24-bit entry number, so a probe looks at an
+//!   entry only when the tag matches (a miss rarely touches the entry array,
+//!   a hit costs one index line and one entry line).  Tables that outgrow 24
+//!   bits switch to whole-word entry numbers without tags (`wide`).
 //!
 //! Invariants:
 //! - every live entry is referenced by exactly one index slot, reachable from
@@ -29,18 +30,23 @@ use std::fmt;
 
 /// End of the free list.
 const EMPTY: u32 = u32::MAX;
-/// Slot states in `tags`; live tags have the high bit set.
-const TAG_EMPTY: u8 = 0;
-const TAG_TOMB: u8 = 1;
+/// Index slot words that hold no entry.  Live words never take these values:
+/// in tagged mode their low 24 bits are an entry number <= `TAGGED_MAX`.
+const SLOT_EMPTY: u32 = u32::MAX;
+const SLOT_TOMB: u32 = u32::MAX - 1;
+const IDX_BITS: u32 = 24;
+const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
+/// Largest entry count whose entry numbers fit beside a tag.
+const TAGGED_MAX: usize = (1 << IDX_BITS) - 2;
 /// Largest number of entries the `u32` index can address.
 pub const MAX_ENTRIES: usize = (u32::MAX - 2) as usize;
 const MIN_INDEX: usize = 8;
 
-/// The slot tag of a key: 7 hash bits above those that choose the home slot
-/// in any index below 2^54 slots.
+/// The slot tag of a key: 8 hash bits above those that choose the home slot
+/// in any index below 2^53 slots.
 #[inline]
-fn tag_of(meta: u64) -> u8 {
-    0x80 | ((meta >> 54) & 0x7f) as u8
+fn tag_of(meta: u64) -> u32 {
+    ((meta >> 53) & 0xff) as u32
 }
 
 /// Kind tags live in the top 3 bits of `meta`; the low 61 bits are the hash.
@@ -95,9 +101,11 @@ impl fmt::Display for AllocError {
 #[derive(Debug, Default)]
 pub struct RawTable {
     entries: Vec<Entry>,
-    /// Entry numbers, meaningful where `tags` holds a live tag.
     index: Vec<u32>,
-    tags: Vec<u8>,
+    /// Slot words are plain entry numbers (no tag): the table has, or had,
+    /// more entries than `tag_limit`.
+    wide: bool,
+    tag_limit: usize,
     free_head: u32,
     live: usize,
     tombs: usize,
@@ -108,12 +116,27 @@ pub struct RawTable {
 pub struct Probe {
     pos: usize,
     meta: u64,
-    tag: u8,
+    tag: u32,
 }
 
 impl RawTable {
     pub fn new() -> Self {
-        RawTable { entries: Vec::new(), index: Vec::new(), tags: Vec::new(), free_head: EMPTY, live: 0, tombs: 0 }
+        RawTable {
+            entries: Vec::new(),
+            index: Vec::new(),
+            wide: false,
+            tag_limit: TAGGED_MAX,
+            free_head: EMPTY,
+            live: 0,
+            tombs: 0,
+        }
+    }
+
+    /// A table that leaves tagged mode after `limit` entries (tests exercise
+    /// the switch without 16M entries).
+    #[cfg(test)]
+    fn with_tag_limit(limit: usize) -> Self {
+        RawTable { tag_limit: limit, ..Self::new() }
     }
 
     /// A table that can take `n` entries without reallocating.
@@ -175,22 +198,29 @@ impl RawTable {
     /// calls on one `Probe`.
     #[inline]
     pub fn next_candidate(&self, p: &mut Probe) -> Option<usize> {
-        if self.tags.is_empty() {
+        if self.index.is_empty() {
             return None;
         }
-        let mask = self.tags.len() - 1;
+        let mask = self.index.len() - 1;
         loop {
             let pos = p.pos & mask;
-            let tag = self.tags[pos];
+            let w = self.index[pos];
             p.pos = pos + 1;
-            if tag == TAG_EMPTY {
+            if w == SLOT_EMPTY {
                 return None;
             }
-            if tag == p.tag {
-                let i = self.index[pos] as usize;
-                if self.entries[i].meta == p.meta {
-                    return Some(i);
-                }
+            if w == SLOT_TOMB {
+                continue;
+            }
+            let i = if self.wide {
+                w as usize
+            } else if w >> IDX_BITS == p.tag {
+                (w & IDX_MASK) as usize
+            } else {
+                continue;
+            };
+            if self.entries[i].meta == p.meta {
+                return Some(i);
             }
         }
     }
@@ -198,7 +228,17 @@ impl RawTable {
     /// The index slot of the candidate `next_candidate` just returned.
     #[inline]
     pub fn last_slot(&self, p: &Probe) -> usize {
-        p.pos.wrapping_sub(1) & (self.tags.len().max(1) - 1)
+        p.pos.wrapping_sub(1) & (self.index.len().max(1) - 1)
+    }
+
+    /// The entry number in a live slot word.
+    #[inline]
+    fn entry_of(&self, w: u32) -> usize {
+        if self.wide {
+            w as usize
+        } else {
+            (w & IDX_MASK) as usize
+        }
     }
 
     /// Find with an infallible comparison (used by the Rust tests and bench).
@@ -219,6 +259,15 @@ impl RawTable {
                 return Err(AllocError);
             }
             self.reserve_entries(1)?;
+            if !self.wide && self.entries.len() >= self.tag_limit {
+                // The next entry number would not fit beside a tag.
+                let size = self.index.len();
+                self.wide = true;
+                if let Err(e) = self.rebuild_index(size) {
+                    self.wide = false;
+                    return Err(e);
+                }
+            }
         }
         if (self.live + self.tombs + 1) * 4 > self.index.len() * 3 {
             self.rebuild_index(index_size_for(self.live + 1)?)?;
@@ -267,11 +316,15 @@ impl RawTable {
     pub fn remove(&mut self, i: usize) {
         let e = self.entries[i];
         debug_assert!(e.is_live());
-        let mask = self.tags.len() - 1;
+        let mask = self.index.len() - 1;
         let mut pos = (e.meta & HASH_MASK) as usize & mask;
-        while !(self.tags[pos] & 0x80 != 0 && self.index[pos] == i as u32) {
+        loop {
+            let w = self.index[pos];
             // Invariant: live entries are reachable from their home slot.
-            debug_assert!(self.tags[pos] != TAG_EMPTY);
+            debug_assert!(w != SLOT_EMPTY);
+            if w != SLOT_TOMB && self.entry_of(w) == i {
+                break;
+            }
             pos = (pos + 1) & mask;
         }
         self.remove_at(pos, i);
@@ -280,20 +333,20 @@ impl RawTable {
     /// Remove live entry `i`, found by a probe at index slot `pos`
     /// (`last_slot`), without probing again.
     pub fn remove_at(&mut self, pos: usize, i: usize) {
-        let mask = self.tags.len() - 1;
-        debug_assert!(self.tags[pos] & 0x80 != 0 && self.index[pos] as usize == i);
-        if self.tags[(pos + 1) & mask] == TAG_EMPTY {
+        let mask = self.index.len() - 1;
+        debug_assert!(self.index[pos] < SLOT_TOMB && self.entry_of(self.index[pos]) == i);
+        if self.index[(pos + 1) & mask] == SLOT_EMPTY {
             // No probe continues past this slot, so it (and the tombstones
             // just before it) can become EMPTY again.
-            self.tags[pos] = TAG_EMPTY;
+            self.index[pos] = SLOT_EMPTY;
             let mut back = pos.wrapping_sub(1) & mask;
-            while self.tags[back] == TAG_TOMB {
-                self.tags[back] = TAG_EMPTY;
+            while self.index[back] == SLOT_TOMB {
+                self.index[back] = SLOT_EMPTY;
                 self.tombs -= 1;
                 back = back.wrapping_sub(1) & mask;
             }
         } else {
-            self.tags[pos] = TAG_TOMB;
+            self.index[pos] = SLOT_TOMB;
             self.tombs += 1;
         }
         self.entries[i] = Entry { meta: KIND_FREE, payload: self.free_head as u64 };
@@ -305,7 +358,7 @@ impl RawTable {
     /// kept (as `clrhash` keeps the table's size).
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.tags.iter_mut().for_each(|t| *t = TAG_EMPTY);
+        self.index.iter_mut().for_each(|w| *w = SLOT_EMPTY);
         self.free_head = EMPTY;
         self.live = 0;
         self.tombs = 0;
@@ -320,10 +373,15 @@ impl RawTable {
         let mut index = Vec::new();
         index.try_reserve_exact(self.index.len())?;
         index.extend_from_slice(&self.index);
-        let mut tags = Vec::new();
-        tags.try_reserve_exact(self.tags.len())?;
-        tags.extend_from_slice(&self.tags);
-        Ok(RawTable { entries, index, tags, free_head: self.free_head, live: self.live, tombs: self.tombs })
+        Ok(RawTable {
+            entries,
+            index,
+            wide: self.wide,
+            tag_limit: self.tag_limit,
+            free_head: self.free_head,
+            live: self.live,
+            tombs: self.tombs,
+        })
     }
 
     /// Live entries in iteration order, with their entry numbers.
@@ -359,33 +417,27 @@ impl RawTable {
     /// Put entry `i` into the first non-live slot of its probe sequence.
     #[inline]
     fn place(&mut self, meta: u64, i: u32) {
-        let mask = self.tags.len() - 1;
+        let mask = self.index.len() - 1;
         let mut pos = (meta & HASH_MASK) as usize & mask;
         loop {
-            match self.tags[pos] {
-                TAG_EMPTY => break,
-                TAG_TOMB => {
+            match self.index[pos] {
+                SLOT_EMPTY => break,
+                SLOT_TOMB => {
                     self.tombs -= 1;
                     break;
                 }
                 _ => pos = (pos + 1) & mask,
             }
         }
-        self.tags[pos] = tag_of(meta);
-        self.index[pos] = i;
+        self.index[pos] = if self.wide { i } else { (tag_of(meta) << IDX_BITS) | i };
     }
 
     /// Re-create the index with `size` slots, dropping all tombstones.
     fn rebuild_index(&mut self, size: usize) -> Result<(), AllocError> {
         let mut index = Vec::new();
         index.try_reserve_exact(size)?;
-        let mut tags = Vec::new();
-        tags.try_reserve_exact(size)?;
-        // Entry numbers are only read under a live tag: no need to fill them.
-        index.resize(size, 0);
-        tags.resize(size, TAG_EMPTY);
+        index.resize(size, SLOT_EMPTY);
         self.index = index;
-        self.tags = tags;
         self.tombs = 0;
         for i in 0..self.entries.len() {
             let m = self.entries[i].meta;
@@ -463,6 +515,9 @@ mod tests {
         fn new(hash: fn(u64) -> u64) -> Self {
             Map { t: RawTable::new(), keys: vec![], vals: vec![], hash }
         }
+        fn with_tag_limit(hash: fn(u64) -> u64, limit: usize) -> Self {
+            Map { t: RawTable::with_tag_limit(limit), keys: vec![], vals: vec![], hash }
+        }
         fn meta(&self, k: u64) -> u64 {
             meta(1, (self.hash)(k))
         }
@@ -524,9 +579,9 @@ mod tests {
             let t = &self.t;
             assert!(t.live + t.tombs < t.index.len().max(1));
             assert_eq!(t.iter().count(), t.len());
-            let in_index = t.tags.iter().filter(|&&s| s & 0x80 != 0).count();
+            let in_index = t.index.iter().filter(|&&w| w < SLOT_TOMB).count();
             assert_eq!(in_index, t.len());
-            assert_eq!(t.tags.iter().filter(|&&s| s == TAG_TOMB).count(), t.tombs);
+            assert_eq!(t.index.iter().filter(|&&w| w == SLOT_TOMB).count(), t.tombs);
             assert_eq!(t.free_list().len() + t.len(), t.slots());
             for (i, _) in t.iter() {
                 assert_eq!(self.find(self.keys[i]), Some(i));
@@ -555,7 +610,10 @@ mod tests {
     }
 
     fn run(ops: &[Op], hash: fn(u64) -> u64) {
-        let mut m = Map::new(hash);
+        run_map(ops, Map::new(hash))
+    }
+
+    fn run_map(ops: &[Op], mut m: Map) {
         let mut model = Model::default();
         for (n, op) in ops.iter().enumerate() {
             match *op {
@@ -599,6 +657,11 @@ mod tests {
         fn matches_model_with_collisions(ops in ops(32)) { run(&ops, colliding_hash) }
         #[test]
         fn matches_model_with_one_hash(ops in ops(16)) { run(&ops, constant_hash) }
+        /// Tables that switch from tagged to wide slot words mid-run.
+        #[test]
+        fn matches_model_across_wide_switch(ops in ops(64), limit in 1usize..40) {
+            run_map(&ops, Map::with_tag_limit(good_hash, limit))
+        }
     }
 
     #[test]
@@ -658,6 +721,22 @@ mod tests {
             if x & 1 == 0 { m.put(k, x) } else { m.remove(k) }
         }
         assert!(m.t.index_len() <= 512);
+        m.check_invariants();
+    }
+
+    #[test]
+    fn wide_switch_keeps_every_key() {
+        let mut m = Map::with_tag_limit(good_hash, 5);
+        for k in 0..100 {
+            m.put(k, k * 10);
+        }
+        assert!(m.t.wide);
+        for k in (0..100).step_by(3) {
+            m.remove(k);
+        }
+        for k in 0..100 {
+            assert_eq!(m.get(k), if k % 3 == 0 { None } else { Some(k * 10) });
+        }
         m.check_invariants();
     }
 
