@@ -92,10 +92,16 @@ impl<K: BenchKey> RMap<K> {
         }
     }
 
+    /// Remove at the slot the lookup found (as the module does).
     #[inline]
     fn remove(&mut self, k: &K) {
-        if let Some(i) = self.find(k, meta(1, k.rhash())) {
-            self.t.remove(i);
+        let mut p = self.t.probe(meta(1, k.rhash()));
+        while let Some(i) = self.t.next_candidate(&mut p) {
+            if self.keys[i] == *k {
+                let slot = self.t.last_slot(&p);
+                self.t.remove_at(slot, i);
+                return;
+            }
         }
     }
 }
