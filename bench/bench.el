@@ -215,11 +215,13 @@ value (so that the call cannot be optimized away)."
 (declare-function bench-nop-user-ptr nil (x))
 (declare-function bench-nop-funcall nil (x))
 (declare-function bench-nop-get nil (key table))
+(declare-function bench-nop-get-str nil (key table))
 (bench--defloop bench--module-nop (bench-nop1 key))
 (bench--defloop bench--module-type-of (bench-nop-type-of tbl))
 (bench--defloop bench--module-user-ptr (bench-nop-user-ptr tbl))
 (bench--defloop bench--module-funcall (bench-nop-funcall key))
 (bench--defloop bench--module-get (bench-nop-get key tbl))
+(bench--defloop bench--module-get-str (bench-nop-get-str key tbl))
 
 (defmacro bench--deftable-loop (name form)
   "Define NAME (TABLES): evaluate FORM with TBL bound to each table."
@@ -398,6 +400,11 @@ stdout makes the next `message' start with an empty line.)"
          (r (bench--filled-rhash 'eql keys))
          (hs (make-vector (bench--reps 1000) h))
          (rs (make-vector (bench--reps 1000) r))
+         ;; String keys (shape str-k), looked up through equal copies.
+         (skeys (bench--make-keys 'str-k 1000))
+         (slook (vconcat (mapcar #'bench--copy-key skeys)))
+         (shs (make-vector (bench--reps 1000) (bench--filled-builtin 'equal skeys)))
+         (srs (make-vector (bench--reps 1000) (bench--filled-rhash 'equal skeys)))
          (ops (* 1000 (length hs)))
          (nop (fboundp 'bench-nop1)))
     (bench--log "floor")
@@ -429,7 +436,12 @@ stdout makes the next `message' start with an empty line.)"
               "(bench-nop-get k r) [C]"
               ,(and nop (lambda () (lambda () (bench--module-get rs keys)))))
              ("get fixnum, 1000 entries" "(gethash k h)" ,(lambda () (lambda () (bench--get-b hs keys)))
-              "(rhash-get k r)" ,(lambda () (lambda () (bench--get-r rs keys)))))))
+              "(rhash-get k r)" ,(lambda () (lambda () (bench--get-r rs keys))))
+             ("minimal string get's env calls" "(gethash s h)" ,(lambda () (lambda () (bench--get-b shs slook)))
+              "(bench-nop-get-str s r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-get-str srs slook)))))
+             ("get str-k, 1000 entries" "(gethash s h)" ,(lambda () (lambda () (bench--get-b shs slook)))
+              "(rhash-get s r)" ,(lambda () (lambda () (bench--get-r srs slook)))))))
       (dolist (row rows)
         (pcase-let* ((`(,label ,bname ,bside ,rname ,rside) row)
                      (`(,b ,rr) (bench--compare (delq nil (list bside rside)) ops

@@ -48,7 +48,7 @@ if [ -n "$header" ] && command -v "$CC" >/dev/null 2>&1; then
 #include <stdint.h>
 #include <emacs-module.h>
 int plugin_is_GPL_compatible;
-static emacs_value sxhash_eq, integer_sym, vals;
+static emacs_value sxhash_eq, integer_sym, string_sym, vals, strs;
 static emacs_value
 nop1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -98,6 +98,33 @@ get2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     return args[0];
   return env->vec_get (env, vals, i & 1023);
 }
+/* What a minimal `rhash-get' of a string key in an `equal' table must ask
+   of Emacs when the lookup key is an equal copy, not the stored object:
+   the table check, type_of, copying the key's bytes out, reading the
+   stored key and copying its bytes to compare, and reading the value.  */
+static char buf1[256], buf2[256];
+static emacs_value
+getstr2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  void (*fin) (void *) = env->get_user_finalizer (env, args[1]);
+  if (env->non_local_exit_check (env) != emacs_funcall_exit_return || !fin)
+    return args[0];
+  (void) env->get_user_ptr (env, args[1]);
+  emacs_value ty = env->type_of (env, args[0]);
+  if (!env->eq (env, ty, string_sym))
+    return args[0];
+  ptrdiff_t n1 = sizeof buf1, n2 = sizeof buf2;
+  if (!env->copy_string_contents (env, args[0], buf1, &n1))
+    {
+      env->non_local_exit_clear (env);
+      return args[0];
+    }
+  emacs_value stored = env->vec_get (env, strs, 0);
+  if (!env->eq (env, stored, args[0]))
+    (void) env->copy_string_contents (env, stored, buf2, &n2);
+  return env->vec_get (env, vals, n1 & 1023);
+}
 static void
 defun (emacs_env *env, const char *name, int arity, emacs_function f, const char *doc)
 {
@@ -113,6 +140,9 @@ emacs_module_init (struct emacs_runtime *rt)
   emacs_value mv[2];
   sxhash_eq = env->make_global_ref (env, env->intern (env, "sxhash-eq"));
   integer_sym = env->make_global_ref (env, env->intern (env, "integer"));
+  string_sym = env->make_global_ref (env, env->intern (env, "string"));
+  emacs_value one_string = env->make_string (env, "k00000000007", 12);
+  strs = env->make_global_ref (env, env->funcall (env, env->intern (env, "vector"), 1, &one_string));
   mv[0] = env->make_integer (env, 1024);
   mv[1] = env->intern (env, "nil");
   vals = env->make_global_ref (env, env->funcall (env, env->intern (env, "make-vector"), 2, mv));
@@ -121,6 +151,7 @@ emacs_module_init (struct emacs_runtime *rt)
   defun (env, "bench-nop-user-ptr", 1, userptr1, "Read ARG's user-ptr finalizer and pointer.");
   defun (env, "bench-nop-funcall", 1, funcall1, "Return (sxhash-eq ARG) via env->funcall.");
   defun (env, "bench-nop-get", 2, get2, "The env calls of a minimal fixnum `rhash-get'.");
+  defun (env, "bench-nop-get-str", 2, getstr2, "The env calls of a minimal string `rhash-get'.");
   return 0;
 }
 EOF
