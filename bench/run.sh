@@ -82,14 +82,23 @@ funcall1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
    and open the table (user-ptr), classify the key (type_of, eq,
    extract_integer), read the value from a Lisp vector (vec_get).  The
    lookup itself is left out: it is ~2 ns in Rust.  */
+/* The table check every get starts with: its user-ptr finalizer and
+   pointer.  Returns 0 when TABLE is not a user-ptr with a finalizer.  */
+static int
+open_table (emacs_env *env, emacs_value table)
+{
+  void (*fin) (void *) = env->get_user_finalizer (env, table);
+  if (env->non_local_exit_check (env) != emacs_funcall_exit_return || !fin)
+    return 0;
+  (void) env->get_user_ptr (env, table);
+  return 1;
+}
 static emacs_value
 get2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  void (*fin) (void *) = env->get_user_finalizer (env, args[1]);
-  if (env->non_local_exit_check (env) != emacs_funcall_exit_return || !fin)
+  if (!open_table (env, args[1]))
     return args[0];
-  (void) env->get_user_ptr (env, args[1]);
   emacs_value ty = env->type_of (env, args[0]);
   if (!env->eq (env, ty, integer_sym))
     return args[0];
@@ -107,10 +116,8 @@ static emacs_value
 getstr2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
   (void) nargs; (void) data;
-  void (*fin) (void *) = env->get_user_finalizer (env, args[1]);
-  if (env->non_local_exit_check (env) != emacs_funcall_exit_return || !fin)
+  if (!open_table (env, args[1]))
     return args[0];
-  (void) env->get_user_ptr (env, args[1]);
   emacs_value ty = env->type_of (env, args[0]);
   if (!env->eq (env, ty, string_sym))
     return args[0];

@@ -60,13 +60,7 @@ impl<K: BenchKey> RMap<K> {
 
     #[inline]
     fn find(&self, k: &K, m: u64) -> Option<usize> {
-        let mut p = self.t.probe(m);
-        while let Some(i) = self.t.next_candidate(&mut p) {
-            if self.keys[i] == *k {
-                return Some(i);
-            }
-        }
-        None
+        self.t.find(m, |i| self.keys[i] == *k).map(|(i, _)| i)
     }
 
     #[inline]
@@ -95,13 +89,8 @@ impl<K: BenchKey> RMap<K> {
     /// Remove at the slot the lookup found (as the module does).
     #[inline]
     fn remove(&mut self, k: &K) {
-        let mut p = self.t.probe(meta(1, k.rhash()));
-        while let Some(i) = self.t.next_candidate(&mut p) {
-            if self.keys[i] == *k {
-                let slot = self.t.last_slot(&p);
-                self.t.remove_at(slot, i);
-                return;
-            }
+        if let Some((i, slot)) = self.t.find(meta(1, k.rhash()), |i| self.keys[i] == *k) {
+            self.t.remove_at(slot, i);
         }
     }
 }
@@ -132,41 +121,30 @@ impl<K: BenchKey> Contender<K> for RMap<K> {
     }
 }
 
-impl<K: BenchKey> Contender<K> for FnvMap<K> {
-    fn make() -> Self {
-        FnvMap::default()
-    }
-    #[inline]
-    fn put(&mut self, k: K, v: u64) {
-        self.insert(k, v);
-    }
-    #[inline]
-    fn look(&self, k: &K) -> Option<u64> {
-        self.get(k).copied()
-    }
-    #[inline]
-    fn del(&mut self, k: &K) {
-        self.remove(k);
-    }
+/// hashbrown's and std's maps share their method names.
+macro_rules! contender {
+    ($map:ty, $make:expr) => {
+        impl<K: BenchKey> Contender<K> for $map {
+            fn make() -> Self {
+                $make
+            }
+            #[inline]
+            fn put(&mut self, k: K, v: u64) {
+                self.insert(k, v);
+            }
+            #[inline]
+            fn look(&self, k: &K) -> Option<u64> {
+                self.get(k).copied()
+            }
+            #[inline]
+            fn del(&mut self, k: &K) {
+                self.remove(k);
+            }
+        }
+    };
 }
-
-impl<K: BenchKey> Contender<K> for StdMap<K, u64> {
-    fn make() -> Self {
-        StdMap::new()
-    }
-    #[inline]
-    fn put(&mut self, k: K, v: u64) {
-        self.insert(k, v);
-    }
-    #[inline]
-    fn look(&self, k: &K) -> Option<u64> {
-        self.get(k).copied()
-    }
-    #[inline]
-    fn del(&mut self, k: &K) {
-        self.remove(k);
-    }
-}
+contender!(FnvMap<K>, FnvMap::default());
+contender!(StdMap<K, u64>, StdMap::new());
 
 /// The data of one key type and size: `keys` (inserted), `hits` (equal keys,
 /// for strings separate copies), `misses` (absent), `pool` (2n keys for churn).

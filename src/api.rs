@@ -6,7 +6,7 @@
 
 use crate::ffi::{Exit, LResult, Lx, RawFn};
 use crate::globals::g;
-use crate::keys::{self, TestKind};
+use crate::keys::TestKind;
 use crate::release;
 use crate::store::{self, Handle, Table, Test};
 use emacs::raw::{emacs_env, emacs_value};
@@ -149,7 +149,7 @@ fn make(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     match Table::new(Test { kind, user }, hint) {
         Ok(t) => Handle::wrap(lx, t),
         // (The failed Test's refs went to the release queue on drop.)
-        Err(_) => Err(keys::memory_error(lx)),
+        Err(_) => Err(store::memory_error(lx)),
     }
 }
 
@@ -276,7 +276,7 @@ fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()]),
         )
     })?;
-    let raw = raw.map_err(|_| keys::memory_error(lx))?;
+    let raw = raw.map_err(|_| store::memory_error(lx))?;
     let _busy = h.busy();
     let user = match user {
         Some(u) => Some(store::gref_triple(lx, u)?),

@@ -17,7 +17,7 @@
 //! multibyte "é" copy out alike but are not `equal`), so a non-ASCII match on
 //! bytes is confirmed with `equal`.
 
-use crate::ffi::{Exit, LResult, Lx};
+use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::hash::{fmix64, hash_bytes, hash_u64};
 use crate::table::meta;
@@ -169,14 +169,4 @@ pub fn compare_obj(lx: Lx, key: &Key, stored: emacs_value, pred: emacs_value) ->
     }
     let r = lx.funcall(pred, &[key.v, stored])?;
     Ok(lx.is_not_nil(r))
-}
-
-/// Error for a failed Rust allocation, as Emacs reports memory exhaustion.
-pub fn memory_error(lx: Lx) -> Exit {
-    let gl = g();
-    let data = lx.funcall(gl.f_list.v(), &[gl.memory_msg.v()]);
-    match data {
-        Ok(d) => lx.signal(gl.error.v(), d),
-        Err(e) => e,
-    }
 }

@@ -71,7 +71,7 @@ fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
     }
     made.try_into().map_err(|m: Vec<Gref>| {
         release::defer(m);
-        keys::memory_error(lx)
+        memory_error(lx)
     })
 }
 
@@ -176,8 +176,7 @@ impl Handle {
     pub fn check_mutable(&self, lx: Lx, table: emacs_value) -> LResult<()> {
         if self.busy.get() > 0 {
             let gl = g();
-            let data = lx.funcall(gl.f_list.v(), &[gl.modifies_msg.v(), table])?;
-            return Err(lx.signal(gl.error.v(), data));
+            return Err(signal(lx, gl.error.v(), &[gl.modifies_msg.v(), table]));
         }
         Ok(())
     }
@@ -202,20 +201,28 @@ impl Handle {
     }
 }
 
-pub fn wrong_type(lx: Lx, v: emacs_value) -> Exit {
-    let gl = g();
-    match lx.funcall(gl.f_list.v(), &[gl.rhash_p.v(), v]) {
-        Ok(d) => lx.signal(gl.wrong_type_argument.v(), d),
+/// Signal `(SYMBOL . DATA)`, DATA made from `items`.
+fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
+    match lx.funcall(g().f_list.v(), items) {
+        Ok(data) => lx.signal(symbol, data),
         Err(e) => e,
     }
 }
 
+pub fn wrong_type(lx: Lx, v: emacs_value) -> Exit {
+    let gl = g();
+    signal(lx, gl.wrong_type_argument.v(), &[gl.rhash_p.v(), v])
+}
+
 fn busy_error(lx: Lx) -> Exit {
     let gl = g();
-    match lx.funcall(gl.f_list.v(), &[gl.busy_msg.v()]) {
-        Ok(d) => lx.signal(gl.error.v(), d),
-        Err(e) => e,
-    }
+    signal(lx, gl.error.v(), &[gl.busy_msg.v()])
+}
+
+/// A failed Rust allocation, reported as Emacs reports memory exhaustion.
+pub fn memory_error(lx: Lx) -> Exit {
+    let gl = g();
+    signal(lx, gl.error.v(), &[gl.memory_msg.v()])
 }
 
 thread_local! {
@@ -340,9 +347,9 @@ fn predicate(t: &Table) -> emacs_value {
 /// Insert a key known to be absent (found absent under the same `busy`).
 pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<()> {
     let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
-    let slot = slot.map_err(|_| keys::memory_error(lx))?;
+    let slot = slot.map_err(|_| memory_error(lx))?;
     ensure_vectors(lx, h, slot + 1)?;
-    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| keys::memory_error(lx))?;
+    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| memory_error(lx))?;
     debug_assert_eq!(i, slot);
     let (kv, vv) = h.read(lx, |t| (t.keys_vec(), t.vals_vec()))?;
     if let (Some(kv), Some(vv)) = (kv, vv) {

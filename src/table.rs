@@ -241,12 +241,15 @@ impl RawTable {
         }
     }
 
-    /// Find with an infallible comparison (used by the Rust tests and bench).
-    pub fn find(&self, meta: u64, mut same: impl FnMut(&Entry) -> bool) -> Option<usize> {
+    /// The entry number and index slot of the first candidate for which
+    /// `same(entry number)` holds: a lookup for callers whose key comparison
+    /// cannot fail (the Rust tests and benchmark; the module compares keys
+    /// through Lisp and drives `next_candidate` itself).
+    pub fn find(&self, meta: u64, mut same: impl FnMut(usize) -> bool) -> Option<(usize, usize)> {
         let mut p = self.probe(meta);
         while let Some(i) = self.next_candidate(&mut p) {
-            if same(&self.entries[i]) {
-                return Some(i);
+            if same(i) {
+                return Some((i, self.last_slot(&p)));
             }
         }
         None
@@ -522,14 +525,7 @@ mod tests {
             meta(1, (self.hash)(k))
         }
         fn find(&self, k: u64) -> Option<usize> {
-            let keys = &self.keys;
-            let mut p = self.t.probe(self.meta(k));
-            while let Some(i) = self.t.next_candidate(&mut p) {
-                if keys[i] == k {
-                    return Some(i);
-                }
-            }
-            None
+            self.t.find(self.meta(k), |i| self.keys[i] == k).map(|(i, _)| i)
         }
         fn get(&self, k: u64) -> Option<u64> {
             self.find(k).map(|i| self.vals[i])
@@ -552,17 +548,11 @@ mod tests {
         /// Even keys are removed at the slot their lookup found, odd keys by
         /// entry number, so both paths run in every test.
         fn remove(&mut self, k: u64) {
-            if k.is_multiple_of(2) {
-                let mut p = self.t.probe(self.meta(k));
-                while let Some(i) = self.t.next_candidate(&mut p) {
-                    if self.keys[i] == k {
-                        let slot = self.t.last_slot(&p);
-                        self.t.remove_at(slot, i);
-                        return;
-                    }
-                }
-            } else if let Some(i) = self.find(k) {
-                self.t.remove(i);
+            let found = self.t.find(self.meta(k), |i| self.keys[i] == k);
+            match found {
+                Some((i, slot)) if k.is_multiple_of(2) => self.t.remove_at(slot, i),
+                Some((i, _)) => self.t.remove(i),
+                None => {}
             }
         }
         fn clear(&mut self) {
