@@ -245,6 +245,7 @@ impl RawTable {
     /// `same(entry number)` holds: a lookup for callers whose key comparison
     /// cannot fail (the Rust tests and benchmark; the module compares keys
     /// through Lisp and drives `next_candidate` itself).
+    #[inline]
     pub fn find(&self, meta: u64, mut same: impl FnMut(usize) -> bool) -> Option<(usize, usize)> {
         let mut p = self.probe(meta);
         while let Some(i) = self.next_candidate(&mut p) {
