@@ -87,6 +87,8 @@ pub fn gref_triple(lx: Lx, v: [emacs_value; 3]) -> LResult<[Gref; 3]> {
 pub struct Handle {
     pub t: RefCell<Table>,
     busy: Cell<u32>,
+    /// The kind of key this table has been getting (see `keys::Spec`).
+    spec: keys::Spec,
 }
 
 /// Marks a handle busy for its lifetime (restored on every exit path).
@@ -114,7 +116,7 @@ pub unsafe extern "C" fn finalize(p: *mut c_void) {
 impl Handle {
     /// Wrap a table into a new Lisp object.
     pub fn wrap(lx: Lx, table: Table) -> LResult<emacs_value> {
-        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0) });
+        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0), spec: keys::Spec::default() });
         let p = Box::into_raw(h);
         match lx.make_user_ptr(finalize, p as *mut c_void) {
             Ok(v) => Ok(v),
@@ -291,7 +293,7 @@ pub fn classify(lx: Lx, h: &Handle, key: emacs_value) -> LResult<Lookup> {
             let r = lx.funcall(hf, &[key])?;
             keys::classify_user_hash(lx, key, r)?
         }
-        _ => keys::classify_builtin(lx, kind, key, &mut kbuf)?,
+        _ => keys::classify_builtin(lx, kind, key, &mut kbuf, &h.spec)?,
     };
     Ok(Lookup { key, kbuf, sbuf })
 }

@@ -215,6 +215,27 @@ Check every result and the final order; return the rhash table."
     (should (= (rhash-count r) 3000))
     (should-not (rhash-get "my-package--internal-function-3000" r))))
 
+;; The module guesses a key's kind after a run of keys of one kind; every
+;; kind must still be handled right after such a run.
+(ert-deftest rhash-test-key-kind-runs ()
+  (with-temp-buffer
+    (dolist (test '(eq eql equal))
+      (let ((r (rhash-make :test test)) (h (make-hash-table :test test))
+            (others (list 'sym 1.5 -0.0 (expt 2 70) (1+ most-positive-fixnum) "str"
+                          (copy-sequence "str") "\377" (string-to-multibyte "\377")
+                          (list 1) (point-marker) nil ?a)))
+        (dotimes (round 3)
+          (dotimes (i 100) (rhash-put i round r) (puthash i round h))
+          (dolist (k others)
+            (should (eq (rhash-get k r 'miss) (gethash k h 'miss)))
+            (rhash-put k round r) (puthash k round h))
+          (dotimes (i 100)
+            (let ((s (format "s%d" i))) (rhash-put s i r) (puthash s i h)))
+          (dolist (k (append others (list 5 "s5" (format "s%d" 7))))
+            (should (eq (rhash-get k r 'miss) (gethash k h 'miss)))))
+        (should (= (rhash-count r) (hash-table-count h)))
+        (should (equal (rhash-test--order r) (rhash-test--horder h)))))))
+
 ;;;; User-defined tests
 
 (defvar rhash-test--cmp-calls 0)
