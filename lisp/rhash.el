@@ -371,9 +371,7 @@ must not re-enter."
 
 (cl-defmethod map-into (map (_type (eql rhash)))
   "Convert MAP into an rhash table with keys compared with `equal'."
-  (let ((table (rhash-make :test 'equal :size (map-length map))))
-    (map-do (lambda (k v) (rhash-put k v table)) map)
-    table))
+  (map-into map (list 'rhash :test 'equal :size (map-length map))))
 
 (cl-defmethod map-into (map (type (head rhash)))
   "Convert MAP into an rhash table made with the keyword args in TYPE."

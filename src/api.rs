@@ -241,9 +241,9 @@ fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             return None;
         }
         t.raw.clear();
-        Some((t.keys_vec(), t.vals_vec()))
+        t.vectors()
     })?;
-    if let Some((Some(kv), Some(vv))) = vecs {
+    if let Some([kv, vv]) = vecs {
         let _busy = h.busy();
         let gl = g();
         lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
@@ -269,7 +269,7 @@ fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let (raw, vecs, vlen, hint, kind, user) = h.read(lx, |t| {
         (
             t.raw.try_clone(),
-            t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()]),
+            t.vectors(),
             t.vlen,
             t.hint,
             t.test.kind,

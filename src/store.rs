@@ -255,6 +255,12 @@ impl Table {
         Ok(Table { raw, vecs: None, cell: None, vlen: 0, hint, test })
     }
 
+    /// Both storage vectors, `[KEYS, VALS]` (present or absent together).
+    #[inline]
+    pub fn vectors(&self) -> Option<[emacs_value; 2]> {
+        self.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])
+    }
+
     #[inline]
     pub fn keys_vec(&self) -> Option<emacs_value> {
         self.vecs.as_ref().map(|v| v[0].v())
@@ -353,8 +359,7 @@ pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<
     ensure_vectors(lx, h, slot + 1)?;
     let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| memory_error(lx))?;
     debug_assert_eq!(i, slot);
-    let (kv, vv) = h.read(lx, |t| (t.keys_vec(), t.vals_vec()))?;
-    if let (Some(kv), Some(vv)) = (kv, vv) {
+    if let Some([kv, vv]) = h.read(lx, Table::vectors)? {
         lx.vec_set(kv, i, key.v)?;
         lx.vec_set(vv, i, value)?;
     }
@@ -364,7 +369,7 @@ pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<
 /// Make both vectors at least `need` long (growing geometrically).  Calls
 /// Lisp allocation functions; holds no borrow while doing so.
 pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
-    let (vlen, hint, old) = h.read(lx, |t| (t.vlen, t.hint, t.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])))?;
+    let (vlen, hint, old) = h.read(lx, |t| (t.vlen, t.hint, t.vectors()))?;
     if need <= vlen {
         return Ok(());
     }
@@ -414,12 +419,12 @@ pub fn set_cell(lx: Lx, h: &Handle, keys: emacs_value, vals: emacs_value) -> LRe
 /// Remove the entry `find` returned, releasing its key and value.
 pub fn remove_at(lx: Lx, h: &Handle, f: Found) -> LResult<()> {
     let i = f.entry;
-    let (kv, vv) = h.write(lx, |t| {
+    let vecs = h.write(lx, |t| {
         t.raw.remove_at(f.slot, i);
-        (t.keys_vec(), t.vals_vec())
+        t.vectors()
     })?;
     let hole = g().hole.v();
-    if let (Some(kv), Some(vv)) = (kv, vv) {
+    if let Some([kv, vv]) = vecs {
         lx.vec_set(kv, i, hole)?;
         lx.vec_set(vv, i, hole)?;
     }
