@@ -10,8 +10,8 @@
 //! hashbrown/rhash ("throughput relative to hashbrown", target >= 0.8) is
 //! printed at the end, read back from criterion's estimates (medians).
 //!
-//! Environment: RHASH_BENCH_RUST_SIZES (default "1000 1000000": in cache, and
-//! memory-bound),
+//! Environment: RHASH_BENCH_RUST_SIZES (default "1000 100000 1000000": in L1,
+//! in L2, memory-bound),
 //! RHASH_BENCH_RUST_TIME (measurement seconds per bench, default 1).
 //! Criterion arguments work as usual, e.g. `cargo bench --bench table -- u64`.
 
@@ -29,12 +29,19 @@ type FnvMap<K> = hashbrown::HashMap<K, u64, fnv::FnvBuildHasher>;
 /// by entry number (as the Emacs glue keeps Lisp keys), compares them itself.
 trait BenchKey: Copy + Eq + std::hash::Hash {
     fn rhash(&self) -> u64;
+    /// The entry payload, and whether equal payloads mean equal keys (as
+    /// for the module's integer keys, compared without touching Lisp).
+    fn payload(&self) -> (u64, bool);
 }
 
 impl BenchKey for u64 {
     #[inline]
     fn rhash(&self) -> u64 {
         hash_u64(*self, 0)
+    }
+    #[inline]
+    fn payload(&self) -> (u64, bool) {
+        (*self, true)
     }
 }
 
@@ -43,10 +50,17 @@ impl BenchKey for &str {
     fn rhash(&self) -> u64 {
         hash_bytes(self.as_bytes())
     }
+    /// The length, as the module's string keys carry it; the bytes are
+    /// compared in the side vector.
+    #[inline]
+    fn payload(&self) -> (u64, bool) {
+        (self.len() as u64, false)
+    }
 }
 
-/// A map on `RawTable`, like the `Map` of table.rs's tests: keys and values in
-/// side vectors indexed by entry number; the table's payload is unused.
+/// A map on `RawTable` as the module uses it: keys and values in side vectors
+/// indexed by entry number (the Lisp vectors); the entry payload carries a
+/// u64 key itself, or a string key's length.
 struct RMap<K> {
     t: RawTable,
     keys: Vec<K>,
@@ -58,9 +72,18 @@ impl<K: BenchKey> RMap<K> {
         RMap { t: RawTable::new(), keys: Vec::new(), vals: Vec::new() }
     }
 
+    /// Is entry `i` key `k`?  On payload alone where that decides.
+    #[inline]
+    fn same(&self, i: usize, k: &K) -> bool {
+        match k.payload() {
+            (p, true) => self.t.payload(i) == p,
+            (p, false) => self.t.payload(i) == p && self.keys[i] == *k,
+        }
+    }
+
     #[inline]
     fn find(&self, k: &K, m: u64) -> Option<usize> {
-        self.t.find(m, |i| self.keys[i] == *k).map(|(i, _)| i)
+        self.t.find(m, |i| self.same(i, k)).map(|(i, _)| i)
     }
 
     #[inline]
@@ -74,7 +97,7 @@ impl<K: BenchKey> RMap<K> {
         match self.find(&k, m) {
             Some(i) => self.vals[i] = v,
             None => {
-                let i = self.t.insert(m, 0).expect("alloc");
+                let i = self.t.insert(m, k.payload().0).expect("alloc");
                 if i == self.keys.len() {
                     self.keys.push(k);
                     self.vals.push(v);
@@ -89,7 +112,7 @@ impl<K: BenchKey> RMap<K> {
     /// Remove at the slot the lookup found (as the module does).
     #[inline]
     fn remove(&mut self, k: &K) {
-        if let Some((i, slot)) = self.t.find(meta(1, k.rhash()), |i| self.keys[i] == *k) {
+        if let Some((i, slot)) = self.t.find(meta(1, k.rhash()), |i| self.same(i, k)) {
             self.t.remove_at(slot, i);
         }
     }
@@ -300,7 +323,7 @@ fn main() {
     let sizes: Vec<usize> = std::env::var("RHASH_BENCH_RUST_SIZES")
         .ok()
         .map(|s| s.split_whitespace().filter_map(|w| w.parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 1_000_000]);
+        .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000]);
     let secs: f64 = std::env::var("RHASH_BENCH_RUST_TIME").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let mut c = Criterion::default()
         .measurement_time(Duration::from_secs_f64(secs))
