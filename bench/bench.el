@@ -216,12 +216,19 @@ value (so that the call cannot be optimized away)."
 (declare-function bench-nop-funcall nil (x))
 (declare-function bench-nop-get nil (key table))
 (declare-function bench-nop-get-str nil (key table))
+(declare-function bench-nop-put nil (key value table))
+(declare-function bench-nop-put-fresh nil (key value table))
+(declare-function bench-nop-remove nil (key table))
+(declare-function bench-nop-read-pairs nil (kv))
 (bench--defloop bench--module-nop (bench-nop1 key))
 (bench--defloop bench--module-type-of (bench-nop-type-of tbl))
 (bench--defloop bench--module-user-ptr (bench-nop-user-ptr tbl))
 (bench--defloop bench--module-funcall (bench-nop-funcall key))
 (bench--defloop bench--module-get (bench-nop-get key tbl))
 (bench--defloop bench--module-get-str (bench-nop-get-str key tbl))
+(bench--defloop bench--module-put (bench-nop-put key i tbl))
+(bench--defloop bench--module-put-fresh (bench-nop-put-fresh key i tbl))
+(bench--defloop bench--module-remove (bench-nop-remove key tbl))
 
 (defmacro bench--deftable-loop (name form)
   "Define NAME (TABLES): evaluate FORM with TBL bound to each table."
@@ -407,6 +414,10 @@ stdout makes the next `message' start with an empty line.)"
          (srs (make-vector (bench--reps 1000) (bench--filled-rhash 'equal skeys)))
          (ops (* 1000 (length hs)))
          (nop (fboundp 'bench-nop1)))
+    (cl-flet ((fresh-b () (vconcat (mapcar (lambda (_) (make-hash-table :test 'eql)) hs)))
+              (fresh-r () (vconcat (mapcar (lambda (_) (rhash-make :test 'eql)) hs)))
+              (full-b () (vconcat (mapcar (lambda (_) (bench--filled-builtin 'eql keys)) hs)))
+              (full-r () (vconcat (mapcar (lambda (_) (bench--filled-rhash 'eql keys)) hs))))
     (bench--log "floor")
     (bench--print "\n**Call floor** (ns per call, loop included; median of %d rounds of %d calls):\n"
                   bench--floor-rounds ops)
@@ -441,14 +452,33 @@ stdout makes the next `message' start with an empty line.)"
               "(bench-nop-get-str s r) [C]"
               ,(and nop (lambda () (lambda () (bench--module-get-str srs slook)))))
              ("get str-k, 1000 entries" "(gethash s h)" ,(lambda () (lambda () (bench--get-b shs slook)))
-              "(rhash-get s r)" ,(lambda () (lambda () (bench--get-r srs slook)))))))
+              "(rhash-get s r)" ,(lambda () (lambda () (bench--get-r srs slook))))
+             ("minimal put-over's env calls" "(puthash k v h)" ,(lambda () (lambda () (bench--put-b hs keys)))
+              "(bench-nop-put k v r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-put rs keys)))))
+             ("put-over fixnum, 1000 entries" "(puthash k v h)" ,(lambda () (lambda () (bench--put-b hs keys)))
+              "(rhash-put k v r)" ,(lambda () (lambda () (bench--put-r rs keys))))
+             ("minimal put-fresh's env calls" "(puthash k v h) new"
+              ,(lambda () (let ((ts (fresh-b))) (lambda () (bench--put-b ts keys))))
+              "(bench-nop-put-fresh k v r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-put-fresh rs keys)))))
+             ("put-fresh fixnum, 1000 entries" "(puthash k v h) new"
+              ,(lambda () (let ((ts (fresh-b))) (lambda () (bench--put-b ts keys))))
+              "(rhash-put k v r) new" ,(lambda () (let ((ts (fresh-r))) (lambda () (bench--put-r ts keys)))))
+             ("minimal remove's env calls" "(remhash k h) full"
+              ,(lambda () (let ((ts (full-b))) (lambda () (bench--rem-b ts keys))))
+              "(bench-nop-remove k r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-remove rs keys)))))
+             ("remove fixnum, 1000 entries" "(remhash k h) full"
+              ,(lambda () (let ((ts (full-b))) (lambda () (bench--rem-b ts keys))))
+              "(rhash-remove k r) full" ,(lambda () (let ((ts (full-r))) (lambda () (bench--rem-r ts keys))))))))
       (dolist (row rows)
         (pcase-let* ((`(,label ,bname ,bside ,rname ,rside) row)
                      (`(,b ,rr) (bench--compare (delq nil (list bside rside)) ops
                                                 bench--floor-rounds)))
           (bench--row (list label bname (bench--ns b) rname (bench--ns rr)
                             (bench--ratio rr b))
-                      '(-26 -22 6 -28 6 6)))))
+                      '(-26 -22 6 -28 6 6))))))
     (unless nop
       (bench--print "\n(no empty C module: run.sh needs a C compiler and emacs-module.h)"))))
 
@@ -588,7 +618,11 @@ built-in table; ratio = rhash / Lisp loop (target <= 0.33, i.e. rhash >= 3x fast
                  ,(lambda () (bench--bulk-from-alist-l alist test)))
                 ("rhash-from-plist" ,(lambda () (bench--bulk-from-plist-b plist test))
                  ,(lambda () (rhash-from-plist plist :test test))
-                 ,(lambda () (bench--bulk-from-plist-l plist test))))))
+                 ,(lambda () (bench--bulk-from-plist-l plist test)))
+                ,@(and (fboundp 'bench-nop-read-pairs) (eq kind 'fixnum)
+                       (let ((kv (vconcat plist)))
+                         `(("from-*: read pairs only [C]" ,(lambda () (bench--bulk-from-plist-b plist test))
+                            ,(lambda () (bench-nop-read-pairs kv)) nil)))))))
         (dolist (row rows)
           (pcase-let* ((`(,label ,b ,rr ,l) row)
                        (sides (mapcar (lambda (f) (and f (lambda () f))) (list b rr l)))
