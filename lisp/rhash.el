@@ -68,7 +68,7 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash-values "rhash-module" (table))
 (declare-function rhash-contains-p "rhash-module" (key table))
 (declare-function rhash-empty-p "rhash-module" (table))
-(declare-function rhash--put-plist "rhash-module" (table kv))
+(declare-function rhash--adopt "rhash-module" (table keys vals))
 (declare-function rhash--flush-cache "rhash-module" ())
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
@@ -230,15 +230,16 @@ HASH-TABLE gives a table that is not weak.)"
     (signal 'wrong-type-argument (list 'hash-table-p hash-table)))
   (let* ((n (hash-table-count hash-table))
          (table (rhash-make :test (hash-table-test hash-table) :size n))
-         (kv (make-vector (* 2 n) nil))
+         (keys (make-vector n nil))
+         (vals (make-vector n nil))
          (i 0))
     (maphash (lambda (k v)
-               (when (< i (length kv))
-                 (aset kv i k)
-                 (aset kv (1+ i) v)
-                 (setq i (+ i 2))))
+               (when (< i n)
+                 (aset keys i k)
+                 (aset vals i v)
+                 (setq i (1+ i))))
              hash-table)
-    (rhash--put-plist table kv)))
+    (rhash--adopt table keys vals)))
 
 (defun rhash-to-hash-table (table)
   "Return a new built-in hash table with the entries of rhash TABLE.
@@ -253,14 +254,16 @@ It has the same test and iterates in the same order."
 KEYWORD-ARGS are passed to `rhash-make'.  When a key occurs more
 than once, the later value replaces the earlier one and the first
 key object is kept, as with repeated `rhash-put'."
-  (let ((table (apply #'rhash-make keyword-args))
-        (kv (make-vector (* 2 (length alist)) nil))
-        (i 0))
+  (let* ((table (apply #'rhash-make keyword-args))
+         (n (length alist))
+         (keys (make-vector n nil))
+         (vals (make-vector n nil))
+         (i 0))
     (dolist (pair alist)
-      (aset kv i (car pair))
-      (aset kv (1+ i) (cdr pair))
-      (setq i (+ i 2)))
-    (rhash--put-plist table kv)))
+      (aset keys i (car pair))
+      (aset vals i (cdr pair))
+      (setq i (1+ i)))
+    (rhash--adopt table keys vals)))
 
 (defun rhash-from-plist (plist &rest keyword-args)
   "Return a new rhash table holding the pairs of PLIST.
@@ -268,7 +271,15 @@ KEYWORD-ARGS are passed to `rhash-make'.  Later duplicates replace
 earlier values.  PLIST must have an even length."
   (unless (and (proper-list-p plist) (zerop (% (length plist) 2)))
     (signal 'wrong-type-argument (list 'plistp plist)))
-  (rhash--put-plist (apply #'rhash-make keyword-args) (vconcat plist)))
+  (let* ((n (/ (length plist) 2))
+         (keys (make-vector n nil))
+         (vals (make-vector n nil))
+         (i 0))
+    (while plist
+      (aset keys i (car plist))
+      (aset vals i (cadr plist))
+      (setq plist (cddr plist) i (1+ i)))
+    (rhash--adopt (apply #'rhash-make keyword-args) keys vals)))
 
 ;;;; Printing
 

@@ -9,6 +9,7 @@ use crate::globals::g;
 use crate::keys::TestKind;
 use crate::release;
 use crate::store::{self, Handle, Table, Test};
+use crate::table::RawTable;
 use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -113,8 +114,8 @@ defuns! {
         c"Return t if KEY is present in TABLE, even with a nil value.\nLike `hash-table-contains-p' (Emacs 31).\n\n(fn KEY TABLE)";
     c"rhash-empty-p" (1, 1) empty_p
         c"Return t if TABLE has no entries.  Like `hash-table-empty-p'.\n\n(fn TABLE)";
-    c"rhash--put-plist" (2, 2) put_plist
-        c"Put every KEY VALUE pair of the vector KV into TABLE, in order;\nreturn TABLE.  Internal bulk entry for the conversions.\n\n(fn TABLE KV)";
+    c"rhash--adopt" (3, 3) adopt
+        c"Internal bulk entry for the conversions: put KEYS[i] -> VALS[i]\ninto TABLE for each i in order, as repeated `rhash-put' would, and\nreturn TABLE.  KEYS and VALS are fresh vectors of one length that\nthe caller gives up: an empty new TABLE takes them as its storage.\n\n(fn TABLE KEYS VALS)";
     c"rhash--storage" (1, 1) storage
         c"Internal: TABLE's (KEYS . VALS) vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole'.  The cell is\nupdated in place when the vectors are reallocated.  Read only.\n\n(fn TABLE)";
     c"rhash--hole" (0, 0) hole
@@ -203,22 +204,72 @@ fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(a[1])
 }
 
-fn put_plist(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let (table, kv) = (a[0], a[1]);
+/// `rhash--adopt`.  For a table that never held an entry, the pairs go
+/// into a scratch index whose keys are the KEYS vector itself, and on
+/// success the table takes that index and both vectors: per entry only the
+/// key is read and classified (no `vec_set`s).  A duplicate key moves its
+/// value to the first occurrence's entry and later pairs down one place, so
+/// the result is what repeated puts give.  Any exit leaves the table as it
+/// was.  Other tables get repeated puts.
+fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let (table, keys, vals) = (a[0], a[1], a[2]);
     let h = Handle::of(lx, table)?;
-    let gl = g();
-    let n = lx.vec_size(kv)?;
-    let mut i = 0;
-    while i + 1 < n {
-        if i % 4096 == 0 && lx.should_quit() {
-            // Let Emacs process the quit when we return.
-            return Ok(gl.nil());
-        }
-        let k = lx.vec_get(kv, i)?;
-        let v = lx.vec_get(kv, i + 1)?;
-        put_into(lx, h, table, k, v)?;
-        i += 2;
+    h.check_mutable(lx, table)?;
+    let n = lx.vec_size(keys)?;
+    if lx.vec_size(vals)? != n {
+        return Err(store::length_mismatch(lx, keys, vals));
     }
+    let fresh = h.read(lx, |t| t.vecs.is_none() && t.raw.slots() == 0)?;
+    if !fresh || n == 0 {
+        for i in 0..n {
+            if i % 4096 == 0 && lx.should_quit() {
+                // Let Emacs process the quit when we return.
+                return Ok(g().nil());
+            }
+            let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
+            put_into(lx, h, table, k, v)?;
+        }
+        return Ok(table);
+    }
+    let mut raw = RawTable::with_capacity(n).map_err(|_| store::memory_error(lx))?;
+    let _busy = h.busy();
+    // Entries 0..w are built, keys and values compacted into slots 0..w.
+    let mut w = 0;
+    for i in 0..n {
+        if i % 4096 == 0 && lx.should_quit() {
+            return Ok(g().nil());
+        }
+        let k = lx.vec_get(keys, i)?;
+        let mut l = store::classify(lx, h, k)?;
+        match store::find_in(lx, h, &mut l, &raw, keys)? {
+            Some(f) => {
+                let v = lx.vec_get(vals, i)?;
+                lx.vec_set(vals, f.entry, v)?;
+            }
+            None => {
+                let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| store::memory_error(lx))?;
+                debug_assert_eq!(e, w);
+                if e != i {
+                    lx.vec_set(keys, e, k)?;
+                    let v = lx.vec_get(vals, i)?;
+                    lx.vec_set(vals, e, v)?;
+                }
+                w += 1;
+            }
+        }
+    }
+    let hole = g().hole.v();
+    for j in w..n {
+        lx.vec_set(keys, j, hole)?;
+        lx.vec_set(vals, j, hole)?;
+    }
+    let vs = store::gref_pair(lx, keys, vals)?;
+    h.write(lx, |t| {
+        t.raw = raw;
+        t.vecs = Some(vs);
+        t.vlen = n;
+    })?;
+    store::set_cell(lx, h, keys, vals)?;
     Ok(table)
 }
 

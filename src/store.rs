@@ -17,7 +17,7 @@ use crate::ffi::{Exit, Gref, LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Quick, TestKind};
 use crate::release;
-use crate::table::RawTable;
+use crate::table::{Probe, RawTable};
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -221,6 +221,11 @@ fn busy_error(lx: Lx) -> Exit {
     signal(lx, gl.error.v(), &[gl.busy_msg.v()])
 }
 
+/// `(args-out-of-range A B)`: vectors that should have one length.
+pub fn length_mismatch(lx: Lx, a: emacs_value, b: emacs_value) -> Exit {
+    signal(lx, g().args_out_of_range.v(), &[a, b])
+}
+
 /// A failed Rust allocation, reported as Emacs reports memory exhaustion.
 pub fn memory_error(lx: Lx) -> Exit {
     let gl = g();
@@ -315,19 +320,34 @@ pub struct Found {
     pub slot: usize,
 }
 
+/// One probe step: the next candidate's entry number, index slot and
+/// payload, and the vector holding its key (`None`: the probe ended).
+type Step = Option<(usize, usize, u64, Option<emacs_value>)>;
+
+#[inline]
+fn step(raw: &RawTable, probe: &mut Probe, kv: Option<emacs_value>) -> Step {
+    raw.next_candidate(probe).map(|i| (i, raw.last_slot(probe), raw.payload(i), kv))
+}
+
 /// The entry holding a key equal to `l.key`, if any.  May run Lisp
 /// (predicates); the caller holds `busy`, so the table cannot change between
 /// probe steps, nor before it uses the result.
 pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<Found>> {
     let mut probe = h.read(lx, |t| t.raw.probe(l.key.meta))?;
+    // A fresh borrow per step: no borrow is held while a predicate runs.
+    find_by(lx, h, l, |lx| h.read(lx, |t| step(&t.raw, &mut probe, t.keys_vec())))
+}
+
+/// `find` in a table being built outside the handle (`adopt`): its index
+/// `raw`, its keys in `kv`; `h` gives the test.
+pub fn find_in(lx: Lx, h: &Handle, l: &mut Lookup, raw: &RawTable, kv: emacs_value) -> LResult<Option<Found>> {
+    let mut probe = raw.probe(l.key.meta);
+    find_by(lx, h, l, |_| Ok(step(raw, &mut probe, Some(kv))))
+}
+
+fn find_by(lx: Lx, h: &Handle, l: &mut Lookup, mut next: impl FnMut(Lx) -> LResult<Step>) -> LResult<Option<Found>> {
     loop {
-        let step = h.read(lx, |t| {
-            t.raw.next_candidate(&mut probe).map(|i| {
-                let payload = t.raw.get(i).map_or(0, |e| e.payload);
-                (i, t.raw.last_slot(&probe), payload, t.keys_vec())
-            })
-        })?;
-        let Some((i, slot, payload, Some(kv))) = step else { return Ok(None) };
+        let Some((i, slot, payload, Some(kv))) = next(lx)? else { return Ok(None) };
         let same = match keys::quick_compare(&l.key, payload) {
             Quick::Same => true,
             Quick::Differ => false,

@@ -120,6 +120,51 @@ Check every result and the final order; return the rhash table."
     (should-error (rhash-from-hash-table 5) :type 'wrong-type-argument)
     (should-error (rhash-to-hash-table (make-hash-table)) :type 'wrong-type-argument)))
 
+;; The conversions hand their vectors to `rhash--adopt'; a new table
+;; takes them over, compacting duplicates in place.
+(ert-deftest rhash-test-adopt-compacts-duplicates ()
+  (let* ((pairs '((a . 1) (b . 2) (a . 3) (c . 4) (b . 5) (d . 6)))
+         (r (rhash-from-alist pairs))
+         (h (make-hash-table :test 'eql)))
+    (dolist (p pairs) (puthash (car p) (cdr p) h))
+    (should (equal (rhash-to-alist r) (rhash-test--horder h)))
+    (should (equal (rhash-to-alist r) '((a . 3) (b . 5) (c . 4) (d . 6))))
+    ;; No free places were left behind: new keys go at the end, removed
+    ;; places are reused as in the built-in.
+    (rhash-put 'e 7 r) (puthash 'e 7 h)
+    (rhash-remove 'b r) (remhash 'b h)
+    (rhash-put 'f 8 r) (puthash 'f 8 h)
+    (should (equal (rhash-to-alist r) (rhash-test--horder h)))
+    (should (>= (rhash-size r) (rhash-count r)))
+    (let ((n 0)) (rhash-map (lambda (_k _v) (setq n (1+ n))) r)
+         (should (= n (rhash-count r))))))
+
+(ert-deftest rhash-test-adopt-into-used-table-and-bad-input ()
+  (let ((r (rhash-make)))
+    (rhash-put 'x 0 r)
+    ;; A table that has entries gets repeated puts.
+    (should (eq (rhash--adopt r (vector 'y 'x) (vector 1 2)) r))
+    (should (equal (rhash-to-alist r) '((x . 2) (y . 1))))
+    (should-error (rhash--adopt r (vector 1 2) (vector 1))
+                  :type 'args-out-of-range)
+    (should-error (rhash--adopt 'nope [] []) :type 'wrong-type-argument)
+    (should-error (rhash--adopt r 'nope []) :type 'wrong-type-argument)))
+
+(define-hash-table-test 'rhash-test--throwing
+  (lambda (a b) (equal a b))
+  (lambda (k) (if (eq k 'boom) (throw 'rhash-test--boom k) (sxhash-equal k))))
+
+(ert-deftest rhash-test-adopt-exit-leaves-table-empty ()
+  (let* ((r (rhash-make :test 'rhash-test--throwing))
+         (keys (vector 'a 'b 'boom 'c))
+         (vals (vector 1 2 3 4)))
+    (should (eq (catch 'rhash-test--boom (rhash--adopt r keys vals)) 'boom))
+    (should (= (rhash-count r) 0))
+    (should (null (rhash-keys r)))
+    (should (null (rhash--storage r)))
+    (rhash-put 'z 26 r)
+    (should (equal (rhash-to-alist r) '((z . 26))))))
+
 (ert-deftest rhash-test-copy ()
   (let ((r (rhash-make :test 'equal)) (h (make-hash-table :test 'equal)))
     (dotimes (i 20) (rhash-put i (* i i) r) (puthash i (* i i) h))
