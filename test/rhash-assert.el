@@ -32,6 +32,14 @@
         (rhash-map (lambda (k _) (setq n (1+ n)) (rhash-remove k c)) r)
         (should (= n 100))
         (should (rhash-empty-p c)))
+      ;; The conversions through `rhash--adopt', duplicates included.
+      (let* ((alist (append (rhash-to-alist r) (rhash-to-alist r)))
+             (a (rhash-from-alist alist :test test))
+             (p (rhash-from-plist (rhash-to-plist r) :test test)))
+        (should (equal (rhash-to-alist a) (rhash-to-alist r)))
+        (should (equal (rhash-to-alist p) (rhash-to-alist r)))
+        (rhash-put 'new 1 a)
+        (should (= (rhash-count a) 101)))
       (rhash-clear r)
       (should (rhash-empty-p r)))))
 
