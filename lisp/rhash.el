@@ -271,7 +271,8 @@ KEYWORD-ARGS are passed to `rhash-make'.  Later duplicates replace
 earlier values.  PLIST must have an even length."
   (unless (and (proper-list-p plist) (zerop (% (length plist) 2)))
     (signal 'wrong-type-argument (list 'plistp plist)))
-  (let* ((n (/ (length plist) 2))
+  (let* ((table (apply #'rhash-make keyword-args))
+         (n (/ (length plist) 2))
          (keys (make-vector n nil))
          (vals (make-vector n nil))
          (i 0))
@@ -279,7 +280,7 @@ earlier values.  PLIST must have an even length."
       (aset keys i (car plist))
       (aset vals i (cadr plist))
       (setq plist (cddr plist) i (1+ i)))
-    (rhash--adopt (apply #'rhash-make keyword-args) keys vals)))
+    (rhash--adopt table keys vals)))
 
 ;;;; Printing
 

@@ -45,8 +45,8 @@ pub struct Globals {
     pub f_delq: Gref,
     pub f_fillarray: Gref,
     pub f_copy_sequence: Gref,
-    /// The private marker stored in free vector slots: an uninterned symbol
-    /// that never leaves the module.
+    /// The marker stored in free vector slots: an uninterned symbol that
+    /// only rhash.el sees (through `rhash--hole`, to skip free slots).
     pub hole: Gref,
 }
 
