@@ -204,6 +204,13 @@ fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(a[1])
 }
 
+/// Whether C-g is pending, polled every 4096 steps `i` of a long loop; the
+/// caller returns at once and Emacs processes the quit.
+#[inline]
+fn quit_requested(lx: Lx, i: usize) -> bool {
+    i.is_multiple_of(4096) && lx.should_quit()
+}
+
 /// `rhash--adopt`.  For a table that never held an entry, the pairs go
 /// into a scratch index whose keys are the KEYS vector itself, and on
 /// success the table takes that index and both vectors: per entry only the
@@ -222,8 +229,7 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let fresh = h.read(lx, |t| t.vecs.is_none() && t.raw.slots() == 0)?;
     if !fresh || n == 0 {
         for i in 0..n {
-            if i % 4096 == 0 && lx.should_quit() {
-                // Let Emacs process the quit when we return.
+            if quit_requested(lx, i) {
                 return Ok(g().nil());
             }
             let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
@@ -236,7 +242,7 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     // Entries 0..w are built, keys and values compacted into slots 0..w.
     let mut w = 0;
     for i in 0..n {
-        if i % 4096 == 0 && lx.should_quit() {
+        if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         let k = lx.vec_get(keys, i)?;

@@ -198,12 +198,6 @@ impl RawTable {
         self.tombs
     }
 
-    /// The live entry at `i`, or `None` for a free or out-of-range slot.
-    #[inline]
-    pub fn get(&self, i: usize) -> Option<&Entry> {
-        self.entries.get(i).filter(|e| e.is_live())
-    }
-
     /// The payload of entry `i` (a candidate from `next_candidate`).
     #[inline]
     pub fn payload(&self, i: usize) -> u64 {
