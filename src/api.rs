@@ -4,12 +4,12 @@
 //! `run` is the single FFI entry: it frees deferred global references, catches
 //! panics (none may unwind into Emacs) and lets pending Lisp exits propagate.
 
+use crate::error;
 use crate::ffi::{Exit, LResult, Lx, RawFn};
 use crate::globals::g;
-use crate::keys::TestKind;
+use crate::keys::Test;
 use crate::release;
-use crate::store::{self, Handle, Table, Test};
-use crate::table::RawTable;
+use crate::store::{self, int, Handle, Table};
 use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,14 +45,8 @@ unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defu
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             lx.clear_exit();
-            let gl = g();
-            let text = format!("rhash internal error: {msg}");
-            if let Ok(s) = lx.make_string(text.as_bytes()) {
-                if let Ok(data) = lx.funcall(gl.f_list.v(), &[s]) {
-                    lx.signal(gl.error.v(), data);
-                }
-            }
-            gl.nil()
+            error::internal(lx, &msg);
+            g().nil()
         }
     }
 }
@@ -126,239 +120,80 @@ defuns! {
         c"Internal: forget the table cached for fast type checks.\nRun from `post-gc-hook', so that the cache never keeps a dropped\ntable alive for more than one garbage collection.\n\n(fn)";
     c"rhash--release-stats" (0, 0) release_stats
         c"Internal: (PENDING . RELEASED), the global references waiting in\nthe release queue and the total released so far.\n\n(fn)";
-}
-
-#[inline]
-fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
-    lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))
+    c"rhash-module-info" (0, 0) module_info
+        c"Return a plist describing the loaded rhash module.\n:version is the module's version string, :direct is t when the\ndirect path (reading Lisp objects behind module values, guarded by a\nload-time self-test) is in use, and :direct-reason says why not.\n\n(fn)";
 }
 
 fn make(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let gl = g();
-    let name = a[0];
-    let kind = if lx.eq(name, gl.eq.v()) {
-        TestKind::Eq
-    } else if lx.eq(name, gl.eql.v()) {
-        TestKind::Eql
-    } else if lx.eq(name, gl.equal.v()) {
-        TestKind::Equal
-    } else {
-        TestKind::User
-    };
-    let user = if kind == TestKind::User { Some(store::gref_triple(lx, [name, a[1], a[2]])?) } else { None };
+    let test = Test::new(lx, a[0], a[1], a[2])?;
     let hint = usize::try_from(lx.extract_integer(a[3])?).unwrap_or(0);
-    match Table::new(Test { kind, user }, hint) {
-        Ok(t) => Handle::wrap(lx, t),
-        // (The failed Test's refs went to the release queue on drop.)
-        Err(_) => Err(store::memory_error(lx)),
-    }
+    store::make(lx, test, hint)
 }
 
 fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().bool(Handle::is_rhash(lx, a[0])))
 }
 
-/// Find KEY in TABLE: (handle, entry number if present).
-#[inline]
-fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Handle, Option<store::Found>)> {
-    let h = Handle::of(lx, table)?;
-    let _busy = h.busy();
-    let mut l = store::classify(lx, h, key)?;
-    let i = store::find(lx, h, &mut l)?;
-    Ok((h, i))
-}
-
 fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    match lookup(lx, a[0], a[1])? {
-        (h, Some(f)) => match h.read(lx, |t| t.vals_vec())? {
-            Some(vv) => lx.vec_get(vv, f.entry),
-            None => Ok(g().nil()),
-        },
-        (_, None) => Ok(a.get(2).copied().unwrap_or_else(|| g().nil())),
+    let h = Handle::of(lx, a[1])?;
+    match h.lookup(lx, a[0])?.1 {
+        // The key's argument box carries the value back (direct path).
+        Some(f) => h.value_out(lx, f, a[0]),
+        None => Ok(a.get(2).copied().unwrap_or_else(|| g().nil())),
     }
 }
 
 fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    Ok(g().bool(lookup(lx, a[0], a[1])?.1.is_some()))
-}
-
-/// Put KEY → VALUE into the table behind `h` (already type-checked).
-fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
-    h.check_mutable(lx, table)?;
-    let _busy = h.busy();
-    let mut l = store::classify(lx, h, key)?;
-    match store::find(lx, h, &mut l)? {
-        Some(f) => {
-            if let Some(vv) = h.read(lx, |t| t.vals_vec())? {
-                lx.vec_set(vv, f.entry, value)?;
-            }
-            Ok(())
-        }
-        None => store::insert_new(lx, h, &l.key, value),
-    }
+    let h = Handle::of(lx, a[1])?;
+    Ok(g().bool(h.lookup(lx, a[0])?.1.is_some()))
 }
 
 fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[2])?;
-    put_into(lx, h, a[2], a[0], a[1])?;
+    h.put(lx, a[2], a[0], a[1])?;
     Ok(a[1])
 }
 
-/// Whether C-g is pending, polled every 4096 steps `i` of a long loop; the
-/// caller returns at once and Emacs processes the quit.
-#[inline]
-fn quit_requested(lx: Lx, i: usize) -> bool {
-    i.is_multiple_of(4096) && lx.should_quit()
-}
-
-/// `rhash--adopt`.  For a table that never held an entry, the pairs go
-/// into a scratch index whose keys are the KEYS vector itself, and on
-/// success the table takes that index and both vectors: per entry only the
-/// key is read and classified (no `vec_set`s).  A duplicate key moves its
-/// value to the first occurrence's entry and later pairs down one place, so
-/// the result is what repeated puts give.  Any exit leaves the table as it
-/// was.  Other tables get repeated puts.
 fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let (table, keys, vals) = (a[0], a[1], a[2]);
-    let h = Handle::of(lx, table)?;
-    h.check_mutable(lx, table)?;
-    let n = lx.vec_size(keys)?;
-    if lx.vec_size(vals)? != n {
-        return Err(store::length_mismatch(lx, keys, vals));
-    }
-    let fresh = h.read(lx, |t| t.vecs.is_none() && t.raw.slots() == 0)?;
-    if !fresh || n == 0 {
-        for i in 0..n {
-            if quit_requested(lx, i) {
-                return Ok(g().nil());
-            }
-            let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
-            put_into(lx, h, table, k, v)?;
-        }
-        return Ok(table);
-    }
-    let mut raw = RawTable::with_capacity(n).map_err(|_| store::memory_error(lx))?;
-    let _busy = h.busy();
-    // Entries 0..w are built, keys and values compacted into slots 0..w.
-    let mut w = 0;
-    for i in 0..n {
-        if quit_requested(lx, i) {
-            return Ok(g().nil());
-        }
-        let k = lx.vec_get(keys, i)?;
-        let mut l = store::classify(lx, h, k)?;
-        match store::find_in(lx, h, &mut l, &raw, keys)? {
-            Some(f) => {
-                let v = lx.vec_get(vals, i)?;
-                lx.vec_set(vals, f.entry, v)?;
-            }
-            None => {
-                let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| store::memory_error(lx))?;
-                debug_assert_eq!(e, w);
-                if e != i {
-                    lx.vec_set(keys, e, k)?;
-                    let v = lx.vec_get(vals, i)?;
-                    lx.vec_set(vals, e, v)?;
-                }
-                w += 1;
-            }
-        }
-    }
-    let hole = g().hole.v();
-    for j in w..n {
-        lx.vec_set(keys, j, hole)?;
-        lx.vec_set(vals, j, hole)?;
-    }
-    let vs = store::gref_pair(lx, keys, vals)?;
-    h.write(lx, |t| {
-        t.raw = raw;
-        t.vecs = Some(vs);
-        t.vlen = n;
-    })?;
-    store::set_cell(lx, h, keys, vals)?;
-    Ok(table)
+    let h = Handle::of(lx, a[0])?;
+    h.adopt(lx, a[0], a[1], a[2])?;
+    Ok(a[0])
 }
 
 fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[1])?;
     h.check_mutable(lx, a[1])?;
     let _busy = h.busy();
-    let mut l = store::classify(lx, h, a[0])?;
-    if let Some(f) = store::find(lx, h, &mut l)? {
-        store::remove_at(lx, h, f)?;
+    if let (_, Some(f)) = h.lookup(lx, a[0])? {
+        h.remove_at(lx, f)?;
     }
     Ok(g().nil())
 }
 
 fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    h.check_mutable(lx, a[0])?;
-    let vecs = h.write(lx, |t| {
-        if t.raw.is_empty() {
-            return None;
-        }
-        t.raw.clear();
-        t.vectors()
-    })?;
-    if let Some([kv, vv]) = vecs {
-        let _busy = h.busy();
-        let gl = g();
-        lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
-        lx.funcall(gl.f_fillarray.v(), &[vv, gl.hole.v()])?;
-    }
+    Handle::of(lx, a[0])?.clear(lx, a[0])?;
     Ok(a[0])
 }
 
 fn count(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let n = h.read(lx, |t| t.raw.len())?;
+    let n = Handle::of(lx, a[0])?.read(lx, Table::len)?;
     int(lx, n)
 }
 
 fn empty_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    Ok(g().bool(h.read(lx, |t| t.raw.is_empty())?))
+    Ok(g().bool(Handle::of(lx, a[0])?.read(lx, Table::is_empty)?))
 }
 
 fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let gl = g();
-    let (raw, vecs, vlen, hint, kind, user) = h.read(lx, |t| {
-        (
-            t.raw.try_clone(),
-            t.vectors(),
-            t.vlen,
-            t.hint,
-            t.test.kind,
-            t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()]),
-        )
-    })?;
-    let raw = raw.map_err(|_| store::memory_error(lx))?;
-    let _busy = h.busy();
-    let user = match user {
-        Some(u) => Some(store::gref_triple(lx, u)?),
-        None => None,
-    };
-    let mut t = Table { raw, vecs: None, cell: None, vlen: 0, hint, test: Test { kind, user } };
-    if let Some(v) = vecs {
-        let k = lx.funcall(gl.f_copy_sequence.v(), &[v[0]])?;
-        let vv = lx.funcall(gl.f_copy_sequence.v(), &[v[1]])?;
-        t.vecs = Some(store::gref_pair(lx, k, vv)?);
-        t.vlen = vlen;
-        let cell = lx.funcall(gl.f_cons.v(), &[k, vv])?;
-        t.cell = Some(lx.make_global_ref(cell)?);
-    }
-    Handle::wrap(lx, t)
+    Handle::of(lx, a[0])?.copy(lx)
 }
 
 fn test(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    h.read(lx, |t| t.test_name())
+    Ok(Handle::of(lx, a[0])?.test().name())
 }
 
 fn size(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let n = h.read(lx, |t| t.size())?;
+    let n = Handle::of(lx, a[0])?.read(lx, Table::size)?;
     int(lx, n)
 }
 
@@ -367,45 +202,16 @@ fn weakness(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().nil())
 }
 
-/// The live keys (`which` = 0) or values (1) as a list, built by Emacs's own
-/// primitives: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
-fn column(lx: Lx, table: emacs_value, which: usize) -> LResult<emacs_value> {
-    let h = Handle::of(lx, table)?;
-    let gl = g();
-    let (slots, live, vlen, vec) = h.read(lx, |t| {
-        (t.raw.slots(), t.raw.len(), t.vlen, t.vecs.as_ref().map(|v| v[which].v()))
-    })?;
-    let Some(vec) = vec else { return Ok(gl.nil()) };
-    if live == 0 {
-        return Ok(gl.nil());
-    }
-    let _busy = h.busy();
-    let part = if slots == vlen {
-        vec
-    } else {
-        let zero = lx.make_integer(0)?;
-        let end = int(lx, slots)?;
-        lx.funcall(gl.f_substring.v(), &[vec, zero, end])?
-    };
-    let list = lx.funcall(gl.f_append.v(), &[part, gl.nil()])?;
-    if live == slots {
-        Ok(list)
-    } else {
-        lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
-    }
-}
-
 fn keys(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    column(lx, a[0], 0)
+    Handle::of(lx, a[0])?.column(lx, 0)
 }
 
 fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    column(lx, a[0], 1)
+    Handle::of(lx, a[0])?.column(lx, 1)
 }
 
 fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    Ok(h.read(lx, |t| t.cell.as_ref().map(|c| c.v()))?.unwrap_or_else(|| g().nil()))
+    Ok(Handle::of(lx, a[0])?.read(lx, Table::cell)?.unwrap_or_else(|| g().nil()))
 }
 
 fn hole(_: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
@@ -413,9 +219,8 @@ fn hole(_: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[0])?;
-    let (s, c, tb, il, vl) = h.read(lx, |t| (t.raw.slots(), t.raw.len(), t.raw.tombstones(), t.raw.index_len(), t.vlen))?;
-    let vals = [int(lx, s)?, int(lx, c)?, int(lx, tb)?, int(lx, il)?, int(lx, vl)?];
+    let s = Handle::of(lx, a[0])?.read(lx, Table::stats)?;
+    let vals = [int(lx, s[0])?, int(lx, s[1])?, int(lx, s[2])?, int(lx, s[3])?, int(lx, s[4])?];
     lx.funcall(g().f_list.v(), &vals)
 }
 
@@ -428,6 +233,18 @@ fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
     let pending = int(lx, release::pending())?;
     let released = int(lx, RELEASED.load(Ordering::Relaxed))?;
     lx.funcall(g().f_cons.v(), &[pending, released])
+}
+
+/// `(rhash-module-info)`.
+fn module_info(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
+    let version = lx.make_string(env!("CARGO_PKG_VERSION").as_bytes())?;
+    let (direct, reason) = match crate::direct::status() {
+        Ok(()) => (g().bool(true), g().nil()),
+        Err(r) => (g().nil(), lx.make_string(r.as_bytes())?),
+    };
+    let k = |name: &std::ffi::CStr| lx.intern(name);
+    let items = [k(c":version")?, version, k(c":direct")?, direct, k(c":direct-reason")?, reason];
+    lx.funcall(g().f_list.v(), &items)
 }
 
 /// Exported for `lib.rs`: define the functions.

@@ -17,9 +17,9 @@
 //! only on the thread that holds its global lock, which orders all accesses.
 
 use crate::ffi::{Gref, Lx};
-use crate::store::Handle;
 use emacs::raw::emacs_value;
 use std::cell::UnsafeCell;
+use std::ffi::c_void;
 use std::ptr;
 
 /// Consecutive uses of one table before it is cached (so that alternating
@@ -28,9 +28,9 @@ const PROMOTE: u32 = 8;
 
 struct Cache {
     gref: Option<Gref>,
-    handle: *const Handle,
+    handle: *const c_void,
     /// The table of the latest uncached calls and how many in a row.
-    candidate: *const Handle,
+    candidate: *const c_void,
     streak: u32,
 }
 
@@ -49,23 +49,23 @@ fn cache() -> *mut Cache {
     CACHE.0.get()
 }
 
-/// The handle of `v` if `v` is the cached table.
+/// The payload of `v` if `v` is the cached table.
 #[inline]
-pub fn hit<'a>(lx: Lx, v: emacs_value) -> Option<&'a Handle> {
+pub fn hit(lx: Lx, v: emacs_value) -> Option<*const c_void> {
     // SAFETY: exclusive by the global lock (module comment); no reference
     // into the cache outlives this function.
     let c = unsafe { &*cache() };
     match &c.gref {
-        // SAFETY: `gref` keeps the table alive, so `handle` is valid; `eq`
-        // proves `v` is that very table.
-        Some(g) if lx.eq(v, g.v()) => Some(unsafe { &*c.handle }),
+        // `gref` keeps the table alive, so `handle` is valid; `eq` proves
+        // `v` is that very table.
+        Some(g) if lx.eq(v, g.v()) => Some(c.handle),
         _ => None,
     }
 }
 
 /// Record a call on table `v` (handle `h`) that missed the cache.
 #[inline]
-pub fn note(lx: Lx, v: emacs_value, h: *const Handle) {
+pub fn note(lx: Lx, v: emacs_value, h: *const c_void) {
     // SAFETY: exclusive by the global lock (module comment).
     let c = unsafe { &mut *cache() };
     if c.candidate != h {

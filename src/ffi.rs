@@ -8,6 +8,7 @@
 
 use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::{c_void, CStr};
+use std::marker::PhantomData;
 use std::ptr;
 
 /// A non-local exit (signal or throw) is pending in the env.
@@ -39,28 +40,32 @@ pub type Finalizer = unsafe extern "C" fn(*mut c_void);
 /// A module function as Emacs calls it.
 pub type RawFn = unsafe extern "C" fn(*mut emacs_env, isize, *mut emacs_value, *mut c_void) -> emacs_value;
 
+/// The env of the module call in progress.  `'e` is that call: values and
+/// handles found through an `Lx<'e>` cannot outlive it.
 #[derive(Clone, Copy)]
-pub struct Lx {
+pub struct Lx<'e> {
     env: *mut emacs_env,
+    call: PhantomData<&'e ()>,
 }
 
 /// The env member `$name`, for use inside an `unsafe` block whose SAFETY
 /// note refers here: `env` is the live env Emacs passed to the current module
 /// function, and an Emacs 28+ env has every member we call (the crate's
 /// `emacs-28` ABI check refuses older Emacsen at load time), so the Option is
-/// Some.
+/// Some.  (27.1 has every member we call too: see `env_is_complete`.)
 macro_rules! f {
     ($s:expr, $name:ident) => {
         (*$s.env).$name.unwrap_unchecked()
     };
 }
 
-impl Lx {
+impl Lx<'_> {
     /// # Safety
-    /// `env` must be the env of the module call in progress.
+    /// `env` must be the env of the module call in progress, and the `Lx`
+    /// must not outlive that call.
     #[inline]
     pub unsafe fn new(env: *mut emacs_env) -> Self {
-        Lx { env }
+        Lx { env, call: PhantomData }
     }
 
     #[inline]
@@ -122,6 +127,12 @@ impl Lx {
                 None
             }
         }
+    }
+
+    pub fn make_float(&self, f: f64) -> LResult<emacs_value> {
+        // SAFETY: see `f!`.
+        let r = unsafe { f!(self, make_float)(self.env, f) };
+        self.val(r)
     }
 
     #[inline]

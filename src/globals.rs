@@ -45,6 +45,8 @@ pub struct Globals {
     pub f_delq: Gref,
     pub f_fillarray: Gref,
     pub f_copy_sequence: Gref,
+    pub f_symbol_value: Gref,
+    pub symbols_with_pos_enabled: Gref,
     /// The marker stored in free vector slots: an uninterned symbol that
     /// only rhash.el sees (through `rhash--hole`, to skip free slots).
     pub hole: Gref,
@@ -105,6 +107,8 @@ pub fn init(lx: Lx) -> LResult<()> {
         f_delq: sym(lx, c"delq")?,
         f_fillarray: sym(lx, c"fillarray")?,
         f_copy_sequence: sym(lx, c"copy-sequence")?,
+        f_symbol_value: sym(lx, c"symbol-value")?,
+        symbols_with_pos_enabled: sym(lx, c"symbols-with-pos-enabled")?,
         hole: lx.make_global_ref(hole)?,
     };
     // A second load of the same .so fails earlier, in the crate's own init.

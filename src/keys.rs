@@ -1,4 +1,5 @@
-//! How Lisp keys are hashed and compared, per test.
+//! How Lisp keys are hashed and compared, per test.  The only module that
+//! knows what a key kind means.
 //!
 //! Each key gets a *kind*; keys of different kinds are never equal under the
 //! table's test, so the kind is part of the table's `meta` word and probes
@@ -6,21 +7,32 @@
 //!
 //! | kind  | keys                                          | hash            | compare            |
 //! |-------|-----------------------------------------------|-----------------|--------------------|
-//! | INT   | integers in i64 (eq: fixnums only)            | Rust, value     | Rust, value        |
-//! | FLOAT | floats (eql, equal)                           | Rust, bits      | Rust, bits         |
-//! | STR   | strings that copy out as UTF-8 (equal)        | Rust, all bytes | bytes, see below   |
-//! | IDENT | symbols (equal), non-numbers (eql), all (eq)  | `sxhash-eq`     | `eq`               |
+//! | INT   | integers in i64 (eq: fixnums only)            | value           | payload            |
+//! | FLOAT | floats (eql, equal)                           | bits            | payload (bits)     |
+//! | STR   | strings (equal)                               | all bytes       | bytes, see below   |
+//! | IDENT | symbols (equal), non-numbers (eql), all (eq)  | identity        | identity           |
 //! | PRED  | other (equal), big bignums (eql), user tests  | `sxhash-eql/-equal`, user hash | `eq`, then the predicate |
 //!
-//! Strings: equal strings copy out to identical bytes, so hashing the copy is
-//! sound.  The converse holds only for ASCII (a unibyte "\303\251" and a
-//! multibyte "é" copy out alike but are not `equal`), so a non-ASCII match on
-//! bytes is confirmed with `equal`.
+//! The access path (chosen once per session, `direct.rs`) decides how a kind
+//! is hashed; tables never see keys classified by the other path.
+//! - Direct: IDENT hashes the object's bits and carries them in the payload
+//!   (`IDENT_BITS`), so comparing is a payload compare; a symbol with
+//!   position hashes as its bare symbol while `symbols-with-pos-enabled`,
+//!   and a payload mismatch against one asks `eq`.  STR hashes the string's
+//!   internal bytes; the payload is the byte count and whether the string
+//!   has as many characters as bytes, which with the bytes decides `equal`
+//!   exactly (`direct::string`).
+//! - Official: IDENT hashes with `sxhash-eq` and compares with `eq`.  STR
+//!   hashes the UTF-8 copy (equal strings copy out alike); the copy of a
+//!   unibyte "\303\251" equals that of a multibyte "é", so a non-ASCII byte
+//!   match is confirmed with `equal`.  Strings that do not copy out take PRED.
 
-use crate::ffi::{LResult, Lx};
+use crate::direct::{self, Layout, Obj};
+use crate::ffi::{Gref, LResult, Lx};
 use crate::globals::g;
 use crate::hash::{fmix64, hash_bytes, hash_u64};
-use crate::table::meta;
+use crate::release;
+use crate::table::{meta, meta_kind};
 use emacs::raw::emacs_value;
 use std::cell::Cell;
 
@@ -30,16 +42,106 @@ pub const STR: u64 = 3;
 pub const IDENT: u64 = 4;
 pub const PRED: u64 = 5;
 
-const STR_ASCII: u64 = 1 << 63;
+/// STR payload flag: official path, the UTF-8 copy is ASCII; direct path,
+/// the string has as many characters as bytes.
+const STR_SINGLE: u64 = 1 << 63;
+/// IDENT payload flag (direct path): the low bits are the key's object bits.
+const IDENT_BITS: u64 = 1 << 63;
 const FIXNUM_MAX: i64 = (1 << 61) - 1;
 const FIXNUM_MIN: i64 = -(1 << 61);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TestKind {
+/// A table's test.  User tests are resolved when the table is made.
+pub enum Test {
     Eq,
     Eql,
     Equal,
-    User,
+    User(UserTest),
+}
+
+/// A test from `define-hash-table-test`: its name, compare and hash functions.
+pub struct UserTest {
+    /// `[NAME, CMP, HASH]`; `None` only while dropping.
+    refs: Option<[Gref; 3]>,
+}
+
+impl Drop for UserTest {
+    // Runs in the GC finalizer: only queue the references.
+    fn drop(&mut self) {
+        release::defer(self.refs.take().into_iter().flatten());
+    }
+}
+
+impl UserTest {
+    #[inline]
+    fn get(&self, i: usize) -> emacs_value {
+        self.refs.as_ref().map_or(g().nil(), |r| r[i].v())
+    }
+}
+
+impl Test {
+    /// The test named `name` (`cmp` and `hash` are a user test's functions).
+    pub fn new(lx: Lx, name: emacs_value, cmp: emacs_value, hash: emacs_value) -> LResult<Test> {
+        let gl = g();
+        Ok(if lx.eq(name, gl.eq.v()) {
+            Test::Eq
+        } else if lx.eq(name, gl.eql.v()) {
+            Test::Eql
+        } else if lx.eq(name, gl.equal.v()) {
+            Test::Equal
+        } else {
+            Test::User(UserTest { refs: Some(release::grefs(lx, [name, cmp, hash])?) })
+        })
+    }
+
+    /// The same test, for a copy of a table.
+    pub fn try_clone(&self, lx: Lx) -> LResult<Test> {
+        Ok(match self {
+            Test::Eq => Test::Eq,
+            Test::Eql => Test::Eql,
+            Test::Equal => Test::Equal,
+            Test::User(u) => Test::new(lx, u.get(0), u.get(1), u.get(2))?,
+        })
+    }
+
+    /// The test's symbol, as `hash-table-test` returns it.
+    pub fn name(&self) -> emacs_value {
+        let gl = g();
+        match self {
+            Test::Eq => gl.eq.v(),
+            Test::Eql => gl.eql.v(),
+            Test::Equal => gl.equal.v(),
+            Test::User(u) => u.get(0),
+        }
+    }
+
+    /// The function PRED keys are compared with.
+    fn predicate(&self) -> emacs_value {
+        match self {
+            Test::User(u) => u.get(1),
+            Test::Eql => g().f_eql.v(),
+            _ => g().f_equal.v(),
+        }
+    }
+
+    /// What `classify` needs, read in a Lisp-free section.
+    pub fn plan(&self) -> Plan {
+        match self {
+            Test::Eq => Plan::Eq,
+            Test::Eql => Plan::Eql,
+            Test::Equal => Plan::Equal,
+            Test::User(u) => Plan::User(u.get(2)),
+        }
+    }
+}
+
+/// A test as `classify` uses it (no borrow of the table).
+#[derive(Clone, Copy)]
+pub enum Plan {
+    Eq,
+    Eql,
+    Equal,
+    /// A user test's hash function.
+    User(emacs_value),
 }
 
 /// A classified lookup key: its `meta` (kind + hash) and payload, as an entry
@@ -54,7 +156,7 @@ pub struct Key {
 impl Key {
     #[inline]
     pub fn kind(&self) -> u64 {
-        crate::table::meta_kind(self.meta)
+        meta_kind(self.meta)
     }
 }
 
@@ -64,12 +166,10 @@ fn hash_of_sxhash(lx: Lx, f: emacs_value, v: emacs_value) -> LResult<u64> {
     Ok(fmix64(lx.extract_integer(h)? as u64))
 }
 
-/// A table's guess at the kind of its next key: after `SPEC_MIN` keys of
-/// one kind in a row, `classify_builtin` asks Emacs for that kind's value
-/// directly and skips `type_of` (~15 ns).  A wrong guess costs a caught
-/// signal (~400 ns) and resets the run, so the guess is wrong at most once
-/// per `SPEC_MIN + 1` keys.  (Signals caught inside module calls never reach
-/// `debug-on-signal`.)
+/// A table's guess at the kind of its next key (official path): after
+/// `SPEC_MIN` keys of one kind in a row, `classify` asks Emacs for that
+/// kind's value directly and skips `type_of` (~15 ns).  A wrong guess costs
+/// a caught signal (~400 ns) and resets the run.
 #[derive(Default)]
 pub struct Spec(Cell<u16>);
 
@@ -95,66 +195,170 @@ impl Spec {
     }
 }
 
+thread_local! {
+    /// Scratch buffers for string keys on the official path (taken, not
+    /// borrowed, so nested calls simply get fresh ones).  The direct path
+    /// reads string bytes in place and never touches them (a thread-local
+    /// costs a `__tls_get_addr` call in a shared library).
+    static BUFS: Cell<(Vec<u8>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// A classified key with, on the official path, the bytes of a string key.
+pub struct Lookup {
+    pub key: Key,
+    kbuf: Vec<u8>,
+    sbuf: Vec<u8>,
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        if self.kbuf.capacity() > 0 || self.sbuf.capacity() > 0 {
+            let k = std::mem::take(&mut self.kbuf);
+            let s = std::mem::take(&mut self.sbuf);
+            BUFS.with(|b| b.set((k, s)));
+        }
+    }
+}
+
+impl Lookup {
+    fn plain(key: Key) -> Lookup {
+        Lookup { key, kbuf: Vec::new(), sbuf: Vec::new() }
+    }
+}
+
 #[inline]
 fn int_key(v: emacs_value, i: i64) -> Key {
     Key { v, meta: meta(INT, hash_u64(i as u64, INT)), payload: i as u64 }
 }
 
 #[inline]
-fn str_key(v: emacs_value, buf: &[u8]) -> Key {
-    let ascii = if buf.is_ascii() { STR_ASCII } else { 0 };
-    Key { v, meta: meta(STR, hash_bytes(buf)), payload: buf.len() as u64 | ascii }
+fn str_key(v: emacs_value, bytes: &[u8], single: bool) -> Key {
+    let flag = if single { STR_SINGLE } else { 0 };
+    Key { v, meta: meta(STR, hash_bytes(bytes)), payload: bytes.len() as u64 | flag }
 }
 
-/// Classify `v` for a built-in test, guessing its kind from `spec` when
-/// the table's recent keys allow.  `buf` receives a string key's bytes.
 #[inline]
-pub fn classify_builtin(lx: Lx, test: TestKind, v: emacs_value, buf: &mut Vec<u8>, spec: &Spec) -> LResult<Key> {
+fn float_key(v: emacs_value, bits: u64) -> Key {
+    Key { v, meta: meta(FLOAT, hash_u64(bits, FLOAT)), payload: bits }
+}
+
+/// Classify `v` (a live value of the current call) for a table with test
+/// `plan`.  May run Lisp (hash functions, `sxhash-*`).
+#[inline]
+pub fn classify(lx: Lx, plan: Plan, v: emacs_value, spec: &Spec) -> LResult<Lookup> {
+    if let Plan::User(hf) = plan {
+        let r = lx.funcall(hf, &[v])?;
+        return Ok(Lookup::plain(classify_user_hash(lx, v, r)?));
+    }
+    if let Some(l) = direct::layout() {
+        // SAFETY: the direct path is on (check `box`) and `v` is a live
+        // value of the current call.
+        let o = unsafe { direct::obj(v) };
+        if let Some(k) = classify_direct(lx, l, plan, v, o)? {
+            return Ok(Lookup::plain(k));
+        }
+        // Bignums and (under `equal`) conses, vectors, markers...: the
+        // typed path, which never yields IDENT or STR for these.
+        return Ok(Lookup::plain(classify_typed(lx, plan, v, &mut Vec::new())?));
+    }
+    let (mut kbuf, sbuf) = if matches!(plan, Plan::Equal) { BUFS.with(|b| b.take()) } else { Default::default() };
+    let key = classify_official(lx, plan, v, &mut kbuf, spec)?;
+    Ok(Lookup { key, kbuf, sbuf })
+}
+
+/// The direct path's classification; `None` sends `v` to the typed path.
+#[inline(always)]
+fn classify_direct(lx: Lx, l: &Layout, plan: Plan, v: emacs_value, o: Obj) -> LResult<Option<Key>> {
+    if let Some(i) = direct::fixnum(o) {
+        return Ok(Some(int_key(v, i)));
+    }
+    let equal = matches!(plan, Plan::Equal);
+    if !matches!(plan, Plan::Eq) {
+        if let Some(bits) = direct::float_bits(o) {
+            return Ok(Some(float_key(v, bits)));
+        }
+        if l.is_bignum(o) {
+            return Ok(None);
+        }
+    }
+    if equal {
+        // SAFETY: the bytes are hashed before any call that may GC.
+        if let Some((bytes, single)) = unsafe { direct::string(o) } {
+            return Ok(Some(str_key(v, bytes, single)));
+        }
+        if !direct::is_symbol(o) {
+            return Ok(None);
+        }
+    }
+    // Identity: `eq` keys, `eql` non-numbers, `equal` symbols.
+    let hashed = match l.sympos_bare(o) {
+        Some(bare) if sympos_enabled(lx)? => bare,
+        _ => o,
+    };
+    Ok(Some(Key { v, meta: meta(IDENT, hash_u64(hashed.bits(), IDENT)), payload: o.bits() | IDENT_BITS }))
+}
+
+/// Whether `symbols-with-pos-enabled` is non-nil (only asked for symbols
+/// with position, which only the byte-compiler makes).
+#[cold]
+fn sympos_enabled(lx: Lx) -> LResult<bool> {
+    let gl = g();
+    let r = lx.funcall(gl.f_symbol_value.v(), &[gl.symbols_with_pos_enabled.v()])?;
+    Ok(lx.is_not_nil(r))
+}
+
+/// Classify `v` for a built-in test on the official path, guessing its kind
+/// from `spec` when the table's recent keys allow.
+#[inline]
+fn classify_official(lx: Lx, plan: Plan, v: emacs_value, buf: &mut Vec<u8>, spec: &Spec) -> LResult<Key> {
+    let eq = matches!(plan, Plan::Eq);
     match spec.guess() {
         Some(INT) => match lx.integer_i64(v) {
-            Some(i) if test != TestKind::Eq || (FIXNUM_MIN..=FIXNUM_MAX).contains(&i) => return Ok(int_key(v, i)),
+            Some(i) if !eq || (FIXNUM_MIN..=FIXNUM_MAX).contains(&i) => return Ok(int_key(v, i)),
             // A bignum under `eq`: the typed path knows what to do.
             Some(_) => {}
             None => spec.reset(),
         },
-        Some(STR) if test == TestKind::Equal => {
+        Some(STR) if matches!(plan, Plan::Equal) => {
             if lx.copy_string(v, buf) {
-                return Ok(str_key(v, buf));
+                return Ok(str_key(v, buf, buf.is_ascii()));
             }
             spec.reset();
         }
         _ => {}
     }
-    let key = classify_typed(lx, test, v, buf)?;
+    let key = classify_typed(lx, plan, v, buf)?;
     spec.record(key.kind());
     Ok(key)
 }
 
 /// Classify `v` for a built-in test by its `type-of`.
 #[inline]
-fn classify_typed(lx: Lx, test: TestKind, v: emacs_value, buf: &mut Vec<u8>) -> LResult<Key> {
+fn classify_typed(lx: Lx, plan: Plan, v: emacs_value, buf: &mut Vec<u8>) -> LResult<Key> {
     let gl = g();
     let ty = lx.type_of(v)?;
+    let eq = matches!(plan, Plan::Eq);
+    let equal = matches!(plan, Plan::Equal);
     if lx.eq(ty, gl.integer.v()) {
         if let Some(i) = lx.integer_i64(v) {
             // Under `eq` a bignum is compared by identity, not value.
-            if test != TestKind::Eq || (FIXNUM_MIN..=FIXNUM_MAX).contains(&i) {
+            if !eq || (FIXNUM_MIN..=FIXNUM_MAX).contains(&i) {
                 return Ok(int_key(v, i));
             }
         }
-        return match test {
-            TestKind::Eq => Ok(Key { v, meta: meta(IDENT, hash_of_sxhash(lx, gl.f_sxhash_eq.v(), v)?), payload: 0 }),
-            _ => Ok(Key { v, meta: meta(PRED, hash_of_sxhash(lx, gl.f_sxhash_eql.v(), v)?), payload: 0 }),
+        return if eq {
+            Ok(Key { v, meta: meta(IDENT, hash_of_sxhash(lx, gl.f_sxhash_eq.v(), v)?), payload: 0 })
+        } else {
+            Ok(Key { v, meta: meta(PRED, hash_of_sxhash(lx, gl.f_sxhash_eql.v(), v)?), payload: 0 })
         };
     }
-    if test != TestKind::Eq && lx.eq(ty, gl.float.v()) {
-        let bits = lx.extract_float(v)?.to_bits();
-        return Ok(Key { v, meta: meta(FLOAT, hash_u64(bits, FLOAT)), payload: bits });
+    if !eq && lx.eq(ty, gl.float.v()) {
+        return Ok(float_key(v, lx.extract_float(v)?.to_bits()));
     }
-    if test == TestKind::Equal {
+    if equal {
         if lx.eq(ty, gl.string.v()) {
             if lx.copy_string(v, buf) {
-                return Ok(str_key(v, buf));
+                return Ok(str_key(v, buf, buf.is_ascii()));
             }
             return Ok(Key { v, meta: meta(PRED, hash_of_sxhash(lx, gl.f_sxhash_equal.v(), v)?), payload: 0 });
         }
@@ -168,71 +372,117 @@ fn classify_typed(lx: Lx, test: TestKind, v: emacs_value, buf: &mut Vec<u8>) -> 
 /// Classify `v` for a user test whose hash function returned `h`: a fixnum
 /// result is the hash, anything else is hashed with `sxhash-equal` (as
 /// Emacs does).
-pub fn classify_user_hash(lx: Lx, v: emacs_value, h: emacs_value) -> LResult<Key> {
+fn classify_user_hash(lx: Lx, v: emacs_value, h: emacs_value) -> LResult<Key> {
     let gl = g();
-    let ty = lx.type_of(h)?;
-    let hv = if lx.eq(ty, gl.integer.v()) {
-        match lx.integer_i64(h) {
-            Some(i) => hash_u64(i as u64, PRED),
-            None => hash_of_sxhash(lx, gl.f_sxhash_equal.v(), h)?,
+    let fix = match direct::layout() {
+        // SAFETY: direct path on (check `box`); `h` is a live value.
+        Some(_) => direct::fixnum(unsafe { direct::obj(h) }),
+        None => {
+            let ty = lx.type_of(h)?;
+            if lx.eq(ty, gl.integer.v()) {
+                lx.integer_i64(h)
+            } else {
+                None
+            }
         }
-    } else {
-        hash_of_sxhash(lx, gl.f_sxhash_equal.v(), h)?
+    };
+    let hv = match fix {
+        Some(i) => hash_u64(i as u64, PRED),
+        None => hash_of_sxhash(lx, gl.f_sxhash_equal.v(), h)?,
     };
     Ok(Key { v, meta: meta(PRED, hv), payload: 0 })
 }
 
-/// Outcome of comparing a lookup key with one stored key in Rust alone.
-pub enum Quick {
-    Same,
-    Differ,
-    /// Needs the stored key object (and maybe a Lisp predicate).
-    Lisp,
+/// A stored key: slot `i` of the keys vector `vec` (and its object, on the
+/// direct path).
+#[derive(Clone, Copy)]
+pub struct Stored {
+    pub vec: emacs_value,
+    pub obj: Option<Obj>,
+    pub i: usize,
 }
 
-/// Compare on what the entry carries.  Entries and keys here have the same
-/// `meta` already.
-#[inline]
-pub fn quick_compare(key: &Key, payload: u64) -> Quick {
-    match key.kind() {
-        INT | FLOAT => {
-            if key.payload == payload {
-                Quick::Same
-            } else {
-                Quick::Differ
-            }
-        }
-        STR if key.payload != payload => Quick::Differ,
-        _ => Quick::Lisp,
+impl Stored {
+    fn value(&self, lx: Lx) -> LResult<emacs_value> {
+        lx.vec_get(self.vec, self.i)
+    }
+
+    /// The stored key's object (direct path only).
+    #[inline(always)]
+    fn obj(&self) -> Option<Obj> {
+        // SAFETY: `obj` is the live keys vector, longer than `i` (the table
+        // keeps its vectors at least `slots` long).
+        self.obj.map(|v| unsafe { direct::vref(v, self.i) })
     }
 }
 
-/// Compare a string key (bytes in `kbuf`) with a stored string of the same
-/// length and ASCII-ness.  `sbuf` is scratch space.
-pub fn compare_str(lx: Lx, key: &Key, kbuf: &[u8], stored: emacs_value, sbuf: &mut Vec<u8>) -> LResult<bool> {
+/// Whether the key of a lookup equals a stored key whose entry has the same
+/// `meta` and carries `payload`.  May run Lisp (predicates): the caller holds
+/// the table busy.
+#[inline]
+pub fn same(lx: Lx, test: &Test, l: &mut Lookup, payload: u64, stored: impl FnOnce() -> Stored) -> LResult<bool> {
+    let key = &l.key;
+    match key.kind() {
+        INT | FLOAT => Ok(key.payload == payload),
+        STR if key.payload != payload => Ok(false),
+        STR => {
+            let s = stored();
+            match s.obj() {
+                // SAFETY (both `string` calls): direct path on; the slices
+                // live only for this comparison, which calls no Lisp.
+                Some(so) => Ok(unsafe {
+                    direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(so).map(|k| k.0)
+                }),
+                None => compare_copied(lx, key, &l.kbuf, s.value(lx)?, &mut l.sbuf),
+            }
+        }
+        IDENT if key.payload & IDENT_BITS != 0 => {
+            if key.payload == payload {
+                return Ok(true);
+            }
+            // Different objects: `eq` only if one is a symbol with position
+            // (same bare-symbol hash) while `symbols-with-pos-enabled`.
+            let l = direct::layout();
+            let sympos = |o: Obj| l.is_some_and(|l| l.sympos_bare(o).is_some());
+            // SAFETY: direct path on (the payload flag says so); `key.v` is live.
+            let ko = unsafe { direct::obj(key.v) };
+            let s = stored();
+            if sympos(ko) || s.obj().is_some_and(sympos) {
+                return Ok(lx.eq(key.v, s.value(lx)?));
+            }
+            Ok(false)
+        }
+        IDENT => Ok(lx.eq(key.v, stored().value(lx)?)),
+        _ => {
+            let s = stored();
+            if let Some(so) = s.obj() {
+                // SAFETY: direct path on; `key.v` is live.
+                if unsafe { direct::obj(key.v) } == so {
+                    return Ok(true);
+                }
+            }
+            let sv = s.value(lx)?;
+            if lx.eq(key.v, sv) {
+                return Ok(true);
+            }
+            let r = lx.funcall(test.predicate(), &[key.v, sv])?;
+            Ok(lx.is_not_nil(r))
+        }
+    }
+}
+
+/// Official path: compare a string key (UTF-8 bytes in `kbuf`) with a stored
+/// string of the same length and ASCII-ness.  `sbuf` is scratch space.
+fn compare_copied(lx: Lx, key: &Key, kbuf: &[u8], stored: emacs_value, sbuf: &mut Vec<u8>) -> LResult<bool> {
     if lx.eq(key.v, stored) {
         return Ok(true);
     }
     if !lx.copy_string(stored, sbuf) || sbuf.as_slice() != kbuf {
         return Ok(false);
     }
-    if key.payload & STR_ASCII != 0 {
+    if key.payload & STR_SINGLE != 0 {
         return Ok(true);
     }
     let r = lx.funcall(g().f_equal.v(), &[key.v, stored])?;
-    Ok(lx.is_not_nil(r))
-}
-
-/// `eq`, then (for PRED keys) the test's predicate, called as Emacs does:
-/// `(PRED LOOKUP-KEY STORED-KEY)`.
-#[inline]
-pub fn compare_obj(lx: Lx, key: &Key, stored: emacs_value, pred: emacs_value) -> LResult<bool> {
-    if lx.eq(key.v, stored) {
-        return Ok(true);
-    }
-    if key.kind() != PRED {
-        return Ok(false);
-    }
-    let r = lx.funcall(pred, &[key.v, stored])?;
     Ok(lx.is_not_nil(r))
 }

@@ -8,6 +8,8 @@ pub mod table;
 
 mod api;
 mod cache;
+mod direct;
+mod error;
 mod ffi;
 mod globals;
 mod keys;
@@ -24,7 +26,7 @@ emacs::plugin_is_GPL_compatible!();
 fn init(env: &Env) -> Result<()> {
     // SAFETY: `env` is the env of the module's init call.
     let lx = unsafe { ffi::Lx::new(env.raw()) };
-    match globals::init(lx).and_then(|_| api::init(lx)) {
+    match globals::init(lx).and_then(|_| direct::init(lx)).and_then(|_| api::init(lx)) {
         Ok(()) => Ok(()),
         // A Lisp signal is pending; the crate reports the failed init.
         Err(ffi::Exit) => Err(emacs::Error::msg("rhash: module initialization failed")),

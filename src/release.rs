@@ -6,7 +6,8 @@
 //! them.  `Drop` never calls Emacs, never blocks on Lisp, and never panics
 //! (a poisoned lock is recovered, since the queue is just a Vec).
 
-use crate::ffi::{Gref, Lx};
+use crate::ffi::{Exit, Gref, LResult, Lx};
+use emacs::raw::emacs_value;
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -48,4 +49,24 @@ pub fn drain(lx: Lx) -> usize {
 /// Number of references waiting to be freed (for tests).
 pub fn pending() -> usize {
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
+/// Global references to several values, all or none (on failure the ones
+/// already made go to the release queue).
+pub fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
+    let mut made: Vec<Gref> = Vec::with_capacity(N);
+    for v in vals {
+        match lx.make_global_ref(v) {
+            Ok(r) => made.push(r),
+            Err(e) => {
+                defer(made);
+                return Err(e);
+            }
+        }
+    }
+    // `made` has exactly N references here.
+    made.try_into().map_err(|m: Vec<Gref>| {
+        defer(m);
+        Exit
+    })
 }

@@ -1,94 +1,128 @@
-//! The table behind a Lisp `rhash` object: the pure `RawTable` plus the Lisp
-//! storage of its keys and values.
+//! A table's state: the pure `RawTable` plus the Lisp storage of its keys
+//! and values.  The only module that changes a table.
 //!
 //! Keys and values live in two Lisp vectors, `keys[i]`/`vals[i]` for entry i,
 //! free slots holding a private marker (`hole`).  The table holds one global
-//! reference per vector, so storing an entry costs two `vec_set`s instead of
-//! two global references (measured in docs/design.md).
+//! reference per vector, so storing an entry costs two slot stores instead of
+//! two global references (measured in docs/design.md).  The vectors are also
+//! shared with Lisp as a cons `(KEYS . VALS)`, updated in place when they
+//! are reallocated, so `rhash-map` walks them from byte-code.
 //!
-//! Re-entrancy: no Rust borrow is ever held while Lisp code can run.  While an
-//! operation calls into Lisp (hash functions, predicates, vector allocation,
-//! which may run a GC and `post-gc-hook`), the table is marked busy, and any
-//! attempt to modify it in that window gets a Lisp error, as a built-in table
-//! does while its user test runs.  Reads stay allowed.
+//! Invariants (stated once, kept by the methods of this module alone):
+//! - `storage` is `None` until the first insertion; then both vectors are
+//!   `storage.len >= raw.slots()` long and slot i holds entry i's key and
+//!   value, or `hole` in both for a free entry;
+//! - the cell's car and cdr are the vectors `storage` references;
+//! - no Rust borrow is held while Lisp can run.  While an operation calls
+//!   into Lisp (hash functions, predicates, allocation, which may GC and run
+//!   `post-gc-hook`), the table is *busy*: modifying it in that window gets
+//!   `(error "hash table test modifies table" TABLE)`, as a built-in table
+//!   does while its user test runs.  Reads stay allowed.
 
 use crate::cache;
-use crate::ffi::{Exit, Gref, LResult, Lx};
+use crate::direct::{self, Obj};
+use crate::error;
+use crate::ffi::{Gref, LResult, Lx};
 use crate::globals::g;
-use crate::keys::{self, Key, Quick, TestKind};
+use crate::keys::{self, Lookup, Spec, Stored, Test};
 use crate::release;
-use crate::table::{Probe, RawTable};
+use crate::table::RawTable;
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
-pub struct Test {
-    pub kind: TestKind,
-    /// For user tests: the test's name, compare and hash functions.
-    pub user: Option<[Gref; 3]>,
+/// The Lisp side of a table: its two vectors and the cell that shares them.
+struct Storage {
+    /// `[KEYS, VALS, CELL]`; `None` only while dropping.
+    refs: Option<[Gref; 3]>,
+    /// The vectors' objects, on the direct path.
+    kobj: Option<Obj>,
+    vobj: Option<Obj>,
+    /// Length of both vectors.
+    len: usize,
 }
 
+impl Drop for Storage {
+    // Runs in the GC finalizer: only queue the references.
+    fn drop(&mut self) {
+        release::defer(self.refs.take().into_iter().flatten());
+    }
+}
+
+impl Storage {
+    #[inline]
+    fn keys(&self) -> emacs_value {
+        self.refs.as_ref().map_or(g().nil(), |r| r[0].v())
+    }
+    #[inline]
+    fn vals(&self) -> emacs_value {
+        self.refs.as_ref().map_or(g().nil(), |r| r[1].v())
+    }
+    #[inline]
+    fn cell(&self) -> emacs_value {
+        self.refs.as_ref().map_or(g().nil(), |r| r[2].v())
+    }
+}
+
+/// A table's mutable state (its test, which never changes, is in `Handle`).
 pub struct Table {
-    pub raw: RawTable,
-    /// The key and value vectors (`None` until the first insertion).
-    pub vecs: Option<[Gref; 2]>,
-    /// `(KEYS . VALS)`, the same vectors as a cons that Lisp code can read
-    /// (`rhash--storage`); updated whenever `vecs` changes.  Entry slots never
-    /// move, so `rhash-map` walks these vectors from byte-code.
-    pub cell: Option<Gref>,
-    /// Length of both vectors (>= raw.slots()).
-    pub vlen: usize,
+    raw: RawTable,
+    storage: Option<Storage>,
     /// Size hint for the first vector allocation.
-    pub hint: usize,
-    pub test: Test,
+    hint: usize,
 }
 
-// Both drops run in the GC finalizer: no Emacs calls, only queue the refs.
-impl Drop for Table {
-    fn drop(&mut self) {
-        release::defer(self.vecs.take().into_iter().flatten().chain(self.cell.take()));
+impl Table {
+    fn new(hint: usize) -> Result<Table, crate::table::AllocError> {
+        // Reserve the Rust side up front so a huge :size fails here, cleanly.
+        let raw = RawTable::with_capacity(hint)?;
+        Ok(Table { raw, storage: None, hint })
     }
-}
 
-impl Drop for Test {
-    fn drop(&mut self) {
-        release::defer(self.user.take().into_iter().flatten());
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.raw.len()
     }
-}
 
-/// Global references to several values, all or none (on failure the ones
-/// already made go to the release queue).
-fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
-    let mut made = Vec::with_capacity(N);
-    for v in vals {
-        match lx.make_global_ref(v) {
-            Ok(r) => made.push(r),
-            Err(e) => {
-                release::defer(made);
-                return Err(e);
-            }
-        }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
     }
-    made.try_into().map_err(|m: Vec<Gref>| {
-        release::defer(m);
-        memory_error(lx)
-    })
-}
 
-pub fn gref_pair(lx: Lx, a: emacs_value, b: emacs_value) -> LResult<[Gref; 2]> {
-    grefs(lx, [a, b])
-}
+    /// Capacity as `hash-table-size` reports it: entries storable before the
+    /// next reallocation (always >= count).
+    pub fn size(&self) -> usize {
+        self.vlen().max(self.raw.len())
+    }
 
-pub fn gref_triple(lx: Lx, v: [emacs_value; 3]) -> LResult<[Gref; 3]> {
-    grefs(lx, v)
+    #[inline]
+    fn vlen(&self) -> usize {
+        self.storage.as_ref().map_or(0, |s| s.len)
+    }
+
+    /// `(SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH)`.
+    pub fn stats(&self) -> [usize; 5] {
+        [self.raw.slots(), self.raw.len(), self.raw.tombstones(), self.raw.index_len(), self.vlen()]
+    }
+
+    /// The `(KEYS . VALS)` cell, once the table has storage.
+    pub fn cell(&self) -> Option<emacs_value> {
+        self.storage.as_ref().map(Storage::cell)
+    }
+
+    #[inline]
+    fn stored(&self, i: usize) -> Option<Stored> {
+        self.storage.as_ref().map(|s| Stored { vec: s.keys(), obj: s.kobj, i })
+    }
 }
 
 /// The user-ptr payload.
 pub struct Handle {
-    pub t: RefCell<Table>,
+    test: Test,
+    t: RefCell<Table>,
     busy: Cell<u32>,
-    /// The kind of key this table has been getting (see `keys::Spec`).
-    spec: keys::Spec,
+    /// The kind of key this table has been getting (official path).
+    spec: Spec,
 }
 
 /// Marks a handle busy for its lifetime (restored on every exit path).
@@ -113,58 +147,61 @@ pub unsafe extern "C" fn finalize(p: *mut c_void) {
     });
 }
 
+/// Where a key was found: its entry number and index slot.
+#[derive(Clone, Copy)]
+pub struct Found {
+    pub entry: usize,
+    slot: usize,
+}
+
 impl Handle {
-    /// Wrap a table into a new Lisp object.
-    pub fn wrap(lx: Lx, table: Table) -> LResult<emacs_value> {
-        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0), spec: keys::Spec::default() });
-        let p = Box::into_raw(h);
-        match lx.make_user_ptr(finalize, p as *mut c_void) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                // SAFETY: Emacs did not take ownership; reclaim the box.
-                drop(unsafe { Box::from_raw(p) });
-                Err(e)
+    /// The table's test.
+    pub fn test(&self) -> &Test {
+        &self.test
+    }
+
+    /// The handle behind `v` if it is one of our tables; never signals.
+    #[inline(always)]
+    fn peek<'e>(lx: Lx<'e>, v: emacs_value) -> Option<&'e Handle> {
+        let p = if let Some(l) = direct::layout() {
+            // SAFETY: direct path on (check `box`); `v` is a live value of
+            // the current call.
+            match l.user_ptr(unsafe { direct::obj(v) }) {
+                Some((fin, p)) if fin == finalize as *const () as usize => p as *const Handle,
+                _ => return None,
             }
-        }
+        } else {
+            if let Some(h) = cache::hit(lx, v) {
+                // SAFETY: the cache holds a global reference to the table
+                // whose handle it returns.
+                return Some(unsafe { &*(h as *const Handle) });
+            }
+            // `type_of` first: `get_user_finalizer` signals on other objects,
+            // and `debug-on-signal` would see it.
+            if !is_user_ptr(lx, v) {
+                return None;
+            }
+            let p = lx.user_ptr_with(v, finalize)? as *const Handle;
+            cache::note(lx, v, p as *const c_void);
+            p
+        };
+        // SAFETY: the finalizer proves `v` is one of our user-ptrs, whose
+        // payload is a live `Handle`; `v` is an argument of the call in
+        // progress, so the object (and the Handle) lives at least as long as
+        // the call ('e).
+        Some(unsafe { &*p })
     }
 
     /// The handle behind `v`, or `(wrong-type-argument rhash-p V)`.
-    #[inline]
-    pub fn of<'a>(lx: Lx, v: emacs_value) -> LResult<&'a Handle> {
-        if let Some(h) = cache::hit(lx, v) {
-            return Ok(h);
-        }
-        match lx.user_ptr_with(v, finalize) {
-            Some(p) => {
-                cache::note(lx, v, p as *const Handle);
-                // SAFETY: the finalizer check proves `v` is one of our
-                // user-ptrs, whose payload is a live `Handle`.  `v` is an
-                // argument of the module call in progress, so the object (and
-                // the Handle) stays alive at least until the call returns,
-                // which bounds 'a in practice: callers never keep the
-                // reference beyond the call.
-                Ok(unsafe { &*(p as *const Handle) })
-            }
-            None => Err(wrong_type(lx, v)),
-        }
+    #[inline(always)]
+    pub fn of<'e>(lx: Lx<'e>, v: emacs_value) -> LResult<&'e Handle> {
+        Handle::peek(lx, v).ok_or_else(|| error::wrong_type(lx, v))
     }
 
-    /// Whether `v` is an rhash table; never signals.  `type-of` first, so
-    /// that other objects do not take the (slow) signal-and-clear path of
-    /// `get_user_finalizer` on a non-user-ptr.
+    /// Whether `v` is an rhash table; never signals.
     #[inline]
     pub fn is_rhash(lx: Lx, v: emacs_value) -> bool {
-        if cache::hit(lx, v).is_some() {
-            return true;
-        }
-        match lx.type_of(v) {
-            Ok(ty) if lx.eq(ty, g().user_ptr.v()) => lx.user_ptr_with(v, finalize).is_some(),
-            Ok(_) => false,
-            Err(_) => {
-                lx.clear_exit();
-                false
-            }
-        }
+        Handle::peek(lx, v).is_some()
     }
 
     #[inline]
@@ -177,283 +214,396 @@ impl Handle {
     #[inline]
     pub fn check_mutable(&self, lx: Lx, table: emacs_value) -> LResult<()> {
         if self.busy.get() > 0 {
-            let gl = g();
-            return Err(signal(lx, gl.error.v(), &[gl.modifies_msg.v(), table]));
+            return Err(error::modifies(lx, table));
         }
         Ok(())
     }
 
-    /// Borrow for a short, Lisp-free section.  A failure means Lisp code
-    /// reached the table during one of our own Lisp-free sections, which
-    /// cannot happen; report it as an error rather than panic all the same.
+    /// Read the table in a short section that never reaches Emacs (the
+    /// closure gets no `Lx`).  A failed borrow would mean Lisp reached the
+    /// table inside such a section, which cannot happen; it is an error, not
+    /// a panic, all the same.
     #[inline]
     pub fn read<R>(&self, lx: Lx, f: impl FnOnce(&Table) -> R) -> LResult<R> {
         match self.t.try_borrow() {
             Ok(t) => Ok(f(&t)),
-            Err(_) => Err(busy_error(lx)),
+            Err(_) => Err(error::busy(lx)),
         }
     }
 
     #[inline]
-    pub fn write<R>(&self, lx: Lx, f: impl FnOnce(&mut Table) -> R) -> LResult<R> {
+    fn write<R>(&self, lx: Lx, f: impl FnOnce(&mut Table) -> R) -> LResult<R> {
         match self.t.try_borrow_mut() {
             Ok(mut t) => Ok(f(&mut t)),
-            Err(_) => Err(busy_error(lx)),
+            Err(_) => Err(error::busy(lx)),
         }
     }
-}
 
-/// Signal `(SYMBOL . DATA)`, DATA made from `items`.
-fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
-    match lx.funcall(g().f_list.v(), items) {
-        Ok(data) => lx.signal(symbol, data),
-        Err(e) => e,
+    /// Classify KEY for this table's test.  May run Lisp (hash functions);
+    /// the caller holds `busy`.
+    #[inline]
+    pub fn classify(&self, lx: Lx, key: emacs_value) -> LResult<Lookup> {
+        keys::classify(lx, self.test.plan(), key, &self.spec)
     }
-}
 
-pub fn wrong_type(lx: Lx, v: emacs_value) -> Exit {
-    let gl = g();
-    signal(lx, gl.wrong_type_argument.v(), &[gl.rhash_p.v(), v])
-}
-
-fn busy_error(lx: Lx) -> Exit {
-    let gl = g();
-    signal(lx, gl.error.v(), &[gl.busy_msg.v()])
-}
-
-/// `(args-out-of-range A B)`: vectors that should have one length.
-pub fn length_mismatch(lx: Lx, a: emacs_value, b: emacs_value) -> Exit {
-    signal(lx, g().args_out_of_range.v(), &[a, b])
-}
-
-/// A failed Rust allocation, reported as Emacs reports memory exhaustion.
-pub fn memory_error(lx: Lx) -> Exit {
-    let gl = g();
-    signal(lx, gl.error.v(), &[gl.memory_msg.v()])
-}
-
-thread_local! {
-    /// Scratch buffers for string keys (taken, not borrowed, so nested calls
-    /// simply get fresh ones).  Only `equal` tables hash strings in Rust, so
-    /// only their lookups touch this (a thread-local costs a `__tls_get_addr`
-    /// call in a shared library).
-    static BUFS: Cell<(Vec<u8>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
-}
-
-/// A classified key together with the bytes of a string key.
-pub struct Lookup {
-    pub key: Key,
-    kbuf: Vec<u8>,
-    sbuf: Vec<u8>,
-}
-
-impl Drop for Lookup {
-    fn drop(&mut self) {
-        if self.kbuf.capacity() > 0 || self.sbuf.capacity() > 0 {
-            let k = std::mem::take(&mut self.kbuf);
-            let s = std::mem::take(&mut self.sbuf);
-            BUFS.with(|b| b.set((k, s)));
+    /// The entry holding a key equal to `l.key`, if any.  May run Lisp
+    /// (predicates); the caller holds `busy`, so the table cannot change
+    /// between probe steps, nor before it uses the result.
+    #[inline]
+    pub fn find(&self, lx: Lx, l: &mut Lookup) -> LResult<Option<Found>> {
+        let mut probe = self.read(lx, |t| t.raw.probe(l.key.meta))?;
+        loop {
+            // A fresh borrow per step: none is held while a predicate runs.
+            let step = self.read(lx, |t| {
+                t.raw.next_candidate(&mut probe).map(|i| (i, t.raw.last_slot(&probe), t.raw.payload(i), t.stored(i)))
+            })?;
+            let Some((entry, slot, payload, Some(stored))) = step else { return Ok(None) };
+            if keys::same(lx, &self.test, l, payload, || stored)? {
+                return Ok(Some(Found { entry, slot }));
+            }
         }
     }
-}
 
-impl Table {
-    pub fn new(test: Test, hint: usize) -> Result<Table, crate::table::AllocError> {
-        // Reserve the Rust side up front so a huge :size fails here, cleanly.
-        let raw = RawTable::with_capacity(hint)?;
-        Ok(Table { raw, vecs: None, cell: None, vlen: 0, hint, test })
-    }
-
-    /// Both storage vectors, `[KEYS, VALS]` (present or absent together).
+    /// Find KEY: its lookup, and the entry if present.  Holds `busy` while
+    /// Lisp may run.
     #[inline]
-    pub fn vectors(&self) -> Option<[emacs_value; 2]> {
-        self.vecs.as_ref().map(|v| [v[0].v(), v[1].v()])
+    pub fn lookup(&self, lx: Lx, key: emacs_value) -> LResult<(Lookup, Option<Found>)> {
+        let _busy = self.busy();
+        let mut l = self.classify(lx, key)?;
+        let f = self.find(lx, &mut l)?;
+        Ok((l, f))
     }
 
+    /// The value of a found entry.  On the direct path it is returned in
+    /// `out`, an argument box of the current call (check `return`), which
+    /// saves making a new value.
     #[inline]
-    pub fn keys_vec(&self) -> Option<emacs_value> {
-        self.vecs.as_ref().map(|v| v[0].v())
+    pub fn value_out(&self, lx: Lx, f: Found, out: emacs_value) -> LResult<emacs_value> {
+        let (vals, vobj) = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?.unwrap_or((g().nil(), None));
+        match vobj {
+            Some(vo) => {
+                // SAFETY: `vo` is the live values vector, longer than
+                // `f.entry`; `out` is an argument box of this call (caller).
+                unsafe { direct::set_box(out, direct::vref(vo, f.entry)) };
+                Ok(out)
+            }
+            None => lx.vec_get(vals, f.entry),
+        }
     }
 
-    #[inline]
-    pub fn vals_vec(&self) -> Option<emacs_value> {
-        self.vecs.as_ref().map(|v| v[1].v())
+    /// Put KEY -> VALUE (the handle of `table`).
+    pub fn put(&self, lx: Lx, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        let _busy = self.busy();
+        let mut l = self.classify(lx, key)?;
+        match self.find(lx, &mut l)? {
+            Some(f) => self.set_value(lx, f.entry, value),
+            None => self.insert_new(lx, &l, value),
+        }
     }
 
-    pub fn test_name(&self) -> emacs_value {
+    fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
+        let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
+        match s {
+            // SAFETY: live values vector longer than `entry`; `value` is a
+            // live value that the vector now keeps (check `vector`).
+            Some((_, Some(vo))) => unsafe { direct::vset(vo, entry, direct::obj(value)) },
+            Some((vals, None)) => lx.vec_set(vals, entry, value)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Insert a key known to be absent (found absent under the same `busy`).
+    fn insert_new(&self, lx: Lx, l: &Lookup, value: emacs_value) -> LResult<()> {
+        let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
+        let slot = slot.map_err(|_| error::memory(lx))?;
+        self.ensure_vectors(lx, slot + 1)?;
+        let key = &l.key;
+        let (i, s) = self.write(lx, |t| {
+            let i = t.raw.insert(key.meta, key.payload);
+            (i, t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj)))
+        })?;
+        let i = i.map_err(|_| error::memory(lx))?;
+        debug_assert_eq!(i, slot);
+        match s {
+            // SAFETY: live vectors longer than `i` (`ensure_vectors`); the
+            // key and value are live values the vectors now keep.
+            Some((_, _, Some(ko), Some(vo))) => unsafe {
+                direct::vset(ko, i, direct::obj(key.v));
+                direct::vset(vo, i, direct::obj(value));
+            },
+            Some((kv, vv, _, _)) => {
+                lx.vec_set(kv, i, key.v)?;
+                lx.vec_set(vv, i, value)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Make both vectors at least `need` long (growing geometrically).
+    /// Calls Lisp allocation functions; holds no borrow while doing so.
+    fn ensure_vectors(&self, lx: Lx, need: usize) -> LResult<()> {
+        let (vlen, hint, old) = self.read(lx, |t| (t.vlen(), t.hint, t.storage.as_ref().map(|s| [s.keys(), s.vals()])))?;
+        if need <= vlen {
+            return Ok(());
+        }
         let gl = g();
-        match (&self.test.kind, &self.test.user) {
-            (TestKind::Eq, _) => gl.eq.v(),
-            (TestKind::Eql, _) => gl.eql.v(),
-            (TestKind::Equal, _) => gl.equal.v(),
-            (TestKind::User, Some(u)) => u[0].v(),
-            (TestKind::User, None) => gl.nil(),
+        // Doubling: `rhash-map` walks the whole vectors, so a small table
+        // would pay for up to 3/4 empty slots on every walk with 4x growth.
+        let new_len = need.max(vlen.saturating_mul(2)).max(hint.min(1 << 20)).max(8);
+        let n = int(lx, new_len)?;
+        let grow = int(lx, new_len - vlen)?;
+        let mut made = [gl.nil(); 2];
+        for (k, slot) in made.iter_mut().enumerate() {
+            *slot = match old {
+                None => lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?,
+                Some(o) => {
+                    let tail = lx.funcall(gl.f_make_vector.v(), &[grow, gl.hole.v()])?;
+                    lx.funcall(gl.f_vconcat.v(), &[o[k], tail])?
+                }
+            };
+        }
+        self.install_storage(lx, made[0], made[1], new_len)
+    }
+
+    /// Make KEYS and VALS (`len` long, complete) the table's storage: the
+    /// one place where vectors, cell and length change, together.
+    fn install_storage(&self, lx: Lx, keys: emacs_value, vals: emacs_value, len: usize) -> LResult<()> {
+        let cell = self.read(lx, Table::cell)?;
+        let cell = match cell {
+            Some(c) => c,
+            None => lx.funcall(g().f_cons.v(), &[keys, vals])?,
+        };
+        let refs = release::grefs(lx, [keys, vals, cell])?;
+        let (kobj, vobj) = match direct::layout() {
+            // SAFETY: direct path on; fresh live values of this call.
+            Some(_) => unsafe { (Some(direct::obj(keys)), Some(direct::obj(vals))) },
+            None => (None, None),
+        };
+        let old = self.write(lx, |t| t.storage.replace(Storage { refs: Some(refs), kobj, vobj, len }))?;
+        set_pair(lx, cell, keys, vals)?;
+        // The old storage's references go through the queue.
+        drop(old);
+        Ok(())
+    }
+
+    /// Remove the entry `find` returned, releasing its key and value.
+    pub fn remove_at(&self, lx: Lx, f: Found) -> LResult<()> {
+        let i = f.entry;
+        let s = self.write(lx, |t| {
+            t.raw.remove_at(f.slot, i);
+            t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj))
+        })?;
+        let gl = g();
+        match s {
+            // SAFETY: live vectors longer than `i`; the hole is kept alive by
+            // its global reference.
+            Some((_, _, Some(ko), Some(vo))) => unsafe {
+                let hole = direct::obj(gl.hole.v());
+                direct::vset(ko, i, hole);
+                direct::vset(vo, i, hole);
+            },
+            Some((kv, vv, _, _)) => {
+                lx.vec_set(kv, i, gl.hole.v())?;
+                lx.vec_set(vv, i, gl.hole.v())?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Remove every entry (`table` is the Lisp object, for errors).
+    pub fn clear(&self, lx: Lx, table: emacs_value) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        let vecs = self.write(lx, |t| {
+            if t.raw.is_empty() {
+                return None;
+            }
+            t.raw.clear();
+            t.storage.as_ref().map(|s| [s.keys(), s.vals()])
+        })?;
+        if let Some([kv, vv]) = vecs {
+            let _busy = self.busy();
+            let gl = g();
+            lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
+            lx.funcall(gl.f_fillarray.v(), &[vv, gl.hole.v()])?;
+        }
+        Ok(())
+    }
+
+    /// A new table with the same test, entries and order.
+    pub fn copy(&self, lx: Lx) -> LResult<emacs_value> {
+        let gl = g();
+        let (raw, vecs, hint) = self.read(lx, |t| (t.raw.try_clone(), t.storage.as_ref().map(|s| [s.keys(), s.vals()]), t.hint))?;
+        let raw = raw.map_err(|_| error::memory(lx))?;
+        let _busy = self.busy();
+        let test = self.test.try_clone(lx)?;
+        let copy = Handle::new(test, Table { raw, storage: None, hint });
+        if let Some([k, v]) = vecs {
+            let len = self.read(lx, Table::vlen)?;
+            let k = lx.funcall(gl.f_copy_sequence.v(), &[k])?;
+            let v = lx.funcall(gl.f_copy_sequence.v(), &[v])?;
+            copy.install_storage(lx, k, v, len)?;
+        }
+        copy.into_lisp(lx)
+    }
+
+    fn new(test: Test, t: Table) -> Box<Handle> {
+        Box::new(Handle { test, t: RefCell::new(t), busy: Cell::new(0), spec: Spec::default() })
+    }
+
+    fn into_lisp(self: Box<Handle>, lx: Lx) -> LResult<emacs_value> {
+        let p = Box::into_raw(self);
+        match lx.make_user_ptr(finalize, p as *mut c_void) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                // SAFETY: Emacs did not take ownership; reclaim the box.
+                drop(unsafe { Box::from_raw(p) });
+                Err(e)
+            }
         }
     }
 
-    /// Capacity as `hash-table-size` reports it: entries storable before the
-    /// next reallocation (always >= count).
-    pub fn size(&self) -> usize {
-        self.vlen.max(self.raw.len())
-    }
-}
-
-/// Classify KEY for HANDLE's test.  May run Lisp (hash functions); the caller
-/// holds `busy`.
-pub fn classify(lx: Lx, h: &Handle, key: emacs_value) -> LResult<Lookup> {
-    let (kind, hash_fn) = h.read(lx, |t| (t.test.kind, t.test.user.as_ref().map(|u| u[2].v())))?;
-    let (mut kbuf, sbuf) = if kind == TestKind::Equal { BUFS.with(|b| b.take()) } else { Default::default() };
-    let key = match (kind, hash_fn) {
-        (TestKind::User, Some(hf)) => {
-            let r = lx.funcall(hf, &[key])?;
-            keys::classify_user_hash(lx, key, r)?
+    /// Put KEYS[i] -> VALS[i] for each i, as repeated puts would.  A table
+    /// that never held an entry takes both vectors as its storage: the pairs
+    /// go into a scratch index whose keys are the KEYS vector itself, a
+    /// duplicate key moving its value to the first occurrence's entry and
+    /// later pairs down one place; on success the table takes that index and
+    /// both vectors, so per entry only the key is read and classified.  Any
+    /// exit leaves the table as it was.  Other tables get repeated puts.
+    pub fn adopt(&self, lx: Lx, table: emacs_value, keys: emacs_value, vals: emacs_value) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        let n = lx.vec_size(keys)?;
+        if lx.vec_size(vals)? != n {
+            return Err(error::length_mismatch(lx, keys, vals));
         }
-        _ => keys::classify_builtin(lx, kind, key, &mut kbuf, &h.spec)?,
-    };
-    Ok(Lookup { key, kbuf, sbuf })
-}
-
-/// Where a key was found: its entry number and index slot.
-#[derive(Clone, Copy)]
-pub struct Found {
-    pub entry: usize,
-    pub slot: usize,
-}
-
-/// One probe step: the next candidate's entry number, index slot and
-/// payload, and the vector holding its key (`None`: the probe ended).
-type Step = Option<(usize, usize, u64, Option<emacs_value>)>;
-
-#[inline]
-fn step(raw: &RawTable, probe: &mut Probe, kv: Option<emacs_value>) -> Step {
-    raw.next_candidate(probe).map(|i| (i, raw.last_slot(probe), raw.payload(i), kv))
-}
-
-/// The entry holding a key equal to `l.key`, if any.  May run Lisp
-/// (predicates); the caller holds `busy`, so the table cannot change between
-/// probe steps, nor before it uses the result.
-pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<Found>> {
-    let mut probe = h.read(lx, |t| t.raw.probe(l.key.meta))?;
-    // A fresh borrow per step: no borrow is held while a predicate runs.
-    find_by(lx, h, l, |lx| h.read(lx, |t| step(&t.raw, &mut probe, t.keys_vec())))
-}
-
-/// `find` in a table being built outside the handle (`adopt`): its index
-/// `raw`, its keys in `kv`; `h` gives the test.
-pub fn find_in(lx: Lx, h: &Handle, l: &mut Lookup, raw: &RawTable, kv: emacs_value) -> LResult<Option<Found>> {
-    let mut probe = raw.probe(l.key.meta);
-    find_by(lx, h, l, |_| Ok(step(raw, &mut probe, Some(kv))))
-}
-
-fn find_by(lx: Lx, h: &Handle, l: &mut Lookup, mut next: impl FnMut(Lx) -> LResult<Step>) -> LResult<Option<Found>> {
-    loop {
-        let Some((i, slot, payload, Some(kv))) = next(lx)? else { return Ok(None) };
-        let same = match keys::quick_compare(&l.key, payload) {
-            Quick::Same => true,
-            Quick::Differ => false,
-            Quick::Lisp => {
-                let stored = lx.vec_get(kv, i)?;
-                if l.key.kind() == keys::STR {
-                    keys::compare_str(lx, &l.key, &l.kbuf, stored, &mut l.sbuf)?
-                } else {
-                    let pred = h.read(lx, predicate)?;
-                    keys::compare_obj(lx, &l.key, stored, pred)?
+        let fresh = self.read(lx, |t| t.storage.is_none() && t.raw.slots() == 0)?;
+        if !fresh || n == 0 {
+            for i in 0..n {
+                if quit_requested(lx, i) {
+                    return Ok(());
+                }
+                let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
+                self.put(lx, table, k, v)?;
+            }
+            return Ok(());
+        }
+        let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
+        let _busy = self.busy();
+        let kobj = direct::layout().map(|_| {
+            // SAFETY: direct path on; `keys` is a live argument.
+            unsafe { direct::obj(keys) }
+        });
+        // Entries 0..w are built, keys and values compacted into slots 0..w.
+        let mut w = 0;
+        for i in 0..n {
+            if quit_requested(lx, i) {
+                return Ok(());
+            }
+            let k = lx.vec_get(keys, i)?;
+            let mut l = self.classify(lx, k)?;
+            let mut probe = raw.probe(l.key.meta);
+            let mut found = None;
+            while let Some(e) = raw.next_candidate(&mut probe) {
+                let stored = Stored { vec: keys, obj: kobj, i: e };
+                if keys::same(lx, &self.test, &mut l, raw.payload(e), || stored)? {
+                    found = Some(e);
+                    break;
                 }
             }
-        };
-        if same {
-            return Ok(Some(Found { entry: i, slot }));
-        }
-    }
-}
-
-fn predicate(t: &Table) -> emacs_value {
-    let gl = g();
-    match (&t.test.kind, &t.test.user) {
-        (TestKind::User, Some(u)) => u[1].v(),
-        (TestKind::Eql, _) => gl.f_eql.v(),
-        _ => gl.f_equal.v(),
-    }
-}
-
-/// Insert a key known to be absent (found absent under the same `busy`).
-pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<()> {
-    let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
-    let slot = slot.map_err(|_| memory_error(lx))?;
-    ensure_vectors(lx, h, slot + 1)?;
-    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| memory_error(lx))?;
-    debug_assert_eq!(i, slot);
-    if let Some([kv, vv]) = h.read(lx, Table::vectors)? {
-        lx.vec_set(kv, i, key.v)?;
-        lx.vec_set(vv, i, value)?;
-    }
-    Ok(())
-}
-
-/// Make both vectors at least `need` long (growing geometrically).  Calls
-/// Lisp allocation functions; holds no borrow while doing so.
-pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
-    let (vlen, hint, old) = h.read(lx, |t| (t.vlen, t.hint, t.vectors()))?;
-    if need <= vlen {
-        return Ok(());
-    }
-    let gl = g();
-    // Doubling.  (Growing 4x while small saved ~2 ns per put when filling
-    // 1000 keys, but `rhash-map` walks the whole vectors, so a small table
-    // would pay for up to 3/4 empty slots on every walk.)
-    let new_len = need.max(vlen.saturating_mul(2)).max(hint.min(1 << 20)).max(8);
-    let n = lx.make_integer(i64::try_from(new_len).unwrap_or(i64::MAX))?;
-    let grow = lx.make_integer(i64::try_from(new_len - vlen).unwrap_or(i64::MAX))?;
-    let mut made = [gl.nil(); 2];
-    for (k, slot) in made.iter_mut().enumerate() {
-        *slot = match old {
-            None => lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?,
-            Some(o) => {
-                let tail = lx.funcall(gl.f_make_vector.v(), &[grow, gl.hole.v()])?;
-                lx.funcall(gl.f_vconcat.v(), &[o[k], tail])?
+            match found {
+                Some(e) => {
+                    let v = lx.vec_get(vals, i)?;
+                    lx.vec_set(vals, e, v)?;
+                }
+                None => {
+                    let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
+                    debug_assert_eq!(e, w);
+                    if e != i {
+                        lx.vec_set(keys, e, k)?;
+                        let v = lx.vec_get(vals, i)?;
+                        lx.vec_set(vals, e, v)?;
+                    }
+                    w += 1;
+                }
             }
+        }
+        let hole = g().hole.v();
+        for j in w..n {
+            lx.vec_set(keys, j, hole)?;
+            lx.vec_set(vals, j, hole)?;
+        }
+        self.install_storage(lx, keys, vals, n)?;
+        self.write(lx, |t| t.raw = raw)
+    }
+
+    /// The live keys (`which` = 0) or values (1) as a list, built by Emacs's
+    /// own primitives: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
+    pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
+        let gl = g();
+        let (slots, live, vlen, vec) = self.read(lx, |t| {
+            let vec = t.storage.as_ref().map(|s| if which == 0 { s.keys() } else { s.vals() });
+            (t.raw.slots(), t.raw.len(), t.vlen(), vec)
+        })?;
+        let Some(vec) = vec else { return Ok(gl.nil()) };
+        if live == 0 {
+            return Ok(gl.nil());
+        }
+        let _busy = self.busy();
+        let part = if slots == vlen {
+            vec
+        } else {
+            let zero = int(lx, 0)?;
+            let end = int(lx, slots)?;
+            lx.funcall(gl.f_substring.v(), &[vec, zero, end])?
         };
+        let list = lx.funcall(gl.f_append.v(), &[part, gl.nil()])?;
+        if live == slots {
+            Ok(list)
+        } else {
+            lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
+        }
     }
-    let vs = gref_pair(lx, made[0], made[1])?;
-    let old = h.write(lx, |t| {
-        t.vlen = new_len;
-        t.vecs.replace(vs)
-    })?;
-    for r in old.into_iter().flatten() {
-        lx.free_global_ref(r);
-    }
-    set_cell(lx, h, made[0], made[1])
 }
 
-/// Point the table's `(KEYS . VALS)` cell at these vectors (making the cell
-/// the first time).
-pub fn set_cell(lx: Lx, h: &Handle, keys: emacs_value, vals: emacs_value) -> LResult<()> {
+/// Make a new table object.
+pub fn make(lx: Lx, test: Test, hint: usize) -> LResult<emacs_value> {
+    match Table::new(hint) {
+        Ok(t) => Handle::new(test, t).into_lisp(lx),
+        // (The failed Test's refs went to the release queue on drop.)
+        Err(_) => Err(error::memory(lx)),
+    }
+}
+
+/// Whether `v` is a user-ptr (`type_of`, which never signals).
+fn is_user_ptr(lx: Lx, v: emacs_value) -> bool {
+    match lx.type_of(v) {
+        Ok(ty) => lx.eq(ty, g().user_ptr.v()),
+        Err(_) => {
+            lx.clear_exit();
+            false
+        }
+    }
+}
+
+/// Point `cell` at KEYS and VALS.
+fn set_pair(lx: Lx, cell: emacs_value, keys: emacs_value, vals: emacs_value) -> LResult<()> {
     let gl = g();
-    match h.read(lx, |t| t.cell.as_ref().map(|c| c.v()))? {
-        Some(c) => {
-            lx.funcall(gl.f_setcar.v(), &[c, keys])?;
-            lx.funcall(gl.f_setcdr.v(), &[c, vals])?;
-        }
-        None => {
-            let c = lx.funcall(gl.f_cons.v(), &[keys, vals])?;
-            let c = lx.make_global_ref(c)?;
-            h.write(lx, |t| t.cell = Some(c))?;
-        }
-    }
+    lx.funcall(gl.f_setcar.v(), &[cell, keys])?;
+    lx.funcall(gl.f_setcdr.v(), &[cell, vals])?;
     Ok(())
 }
 
-/// Remove the entry `find` returned, releasing its key and value.
-pub fn remove_at(lx: Lx, h: &Handle, f: Found) -> LResult<()> {
-    let i = f.entry;
-    let vecs = h.write(lx, |t| {
-        t.raw.remove_at(f.slot, i);
-        t.vectors()
-    })?;
-    let hole = g().hole.v();
-    if let Some([kv, vv]) = vecs {
-        lx.vec_set(kv, i, hole)?;
-        lx.vec_set(vv, i, hole)?;
-    }
-    Ok(())
+#[inline]
+pub fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
+    lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Whether C-g is pending, polled every 4096 steps `i` of a long loop; the
+/// caller returns at once and Emacs processes the quit.
+#[inline]
+pub fn quit_requested(lx: Lx, i: usize) -> bool {
+    i.is_multiple_of(4096) && lx.should_quit()
 }
