@@ -259,7 +259,7 @@ pub fn init(lx: Lx) -> LResult<()> {
         let r = selftest(lx, &fail);
         // A check's failure may leave an exit pending: the module loads anyway.
         lx.clear_exit();
-        r.map_err(|check| format!("self-test check `{check}` failed"))
+        r.map_err(|check| format!("self-test check `{check}' failed"))
     };
     match verdict {
         Ok(l) => {

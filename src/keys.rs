@@ -281,7 +281,17 @@ fn classify_direct(lx: Lx, l: &Layout, plan: Plan, v: emacs_value, o: Obj) -> LR
             return Ok(None);
         }
     }
-    if equal {
+    // A symbol with position is its bare symbol while
+    // `symbols-with-pos-enabled` (then `eq`, `equal` and their hashes see
+    // through it); otherwise an object of its own, which `equal` hashes
+    // with `sxhash-equal` (the typed path: `type-of` says
+    // `symbol-with-pos` then).
+    let hashed = match l.sympos_bare(o) {
+        Some(bare) if sympos_enabled(lx)? => bare,
+        Some(_) if equal => return Ok(None),
+        _ => o,
+    };
+    if equal && hashed == o {
         // SAFETY: the bytes are hashed before any call that may GC.
         if let Some((bytes, single)) = unsafe { direct::string(o) } {
             return Ok(Some(str_key(v, bytes, single)));
@@ -291,10 +301,6 @@ fn classify_direct(lx: Lx, l: &Layout, plan: Plan, v: emacs_value, o: Obj) -> LR
         }
     }
     // Identity: `eq` keys, `eql` non-numbers, `equal` symbols.
-    let hashed = match l.sympos_bare(o) {
-        Some(bare) if sympos_enabled(lx)? => bare,
-        _ => o,
-    };
     Ok(Some(Key { v, meta: meta(IDENT, hash_u64(hashed.bits(), IDENT)), payload: o.bits() | IDENT_BITS }))
 }
 

@@ -1084,6 +1084,16 @@ POOL-MAX bounds the number of distinct key objects (default 1200)."
 
 ;;;; The tests
 
+(declare-function rhash-module-info "rhash-module" ())
+
+(ert-deftest rhash-diff-access-path ()
+  "The differential run is on the path it claims (see rhash-path-test.el).
+A self-test that failed silently would otherwise test the official
+path twice."
+  (should (eq (plist-get (rhash-module-info) :direct)
+              (not (or (equal (getenv "RHASH_NO_DIRECT") "1")
+                       (equal (getenv "RHASH_EXPECT_DIRECT") "0"))))))
+
 (ert-deftest rhash-diff-eq ()
   "rhash vs built-in `eq' tables on a random operation sequence."
   (rhash-diff--run 'rhash-diff-eq 'eq 'eq 28001))
