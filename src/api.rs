@@ -135,17 +135,11 @@ fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[1])?;
-    match h.lookup(lx, a[0])?.1 {
-        // The key's argument box carries the value back (direct path).
-        Some(f) => h.value_out(lx, f, a[0]),
-        None => Ok(a.get(2).copied().unwrap_or_else(|| g().nil())),
-    }
+    Handle::of(lx, a[1])?.get(lx, a[0], a.get(2).copied())
 }
 
 fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[1])?;
-    Ok(g().bool(h.lookup(lx, a[0])?.1.is_some()))
+    Ok(g().bool(Handle::of(lx, a[1])?.contains(lx, a[0])?))
 }
 
 fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -161,12 +155,7 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let h = Handle::of(lx, a[1])?;
-    h.check_mutable(lx, a[1])?;
-    let _busy = h.busy();
-    if let (_, Some(f)) = h.lookup(lx, a[0])? {
-        h.remove_at(lx, f)?;
-    }
+    Handle::of(lx, a[1])?.remove(lx, a[1], a[0])?;
     Ok(g().nil())
 }
 

@@ -266,6 +266,56 @@ pub fn classify(lx: Lx, plan: Plan, v: emacs_value, spec: &Spec) -> LResult<Look
     Ok(Lookup { key, kbuf, sbuf })
 }
 
+/// The direct path's classification of keys whose hashing and comparison
+/// need no Lisp at all (fixnums, floats, strings, symbols and other
+/// identity keys that are not symbols with position); `None` otherwise.
+#[inline(always)]
+pub fn classify_quick(l: &Layout, plan: Plan, v: emacs_value) -> Option<Key> {
+    if let Plan::User(_) = plan {
+        return None;
+    }
+    // SAFETY: the direct path is on (`l` exists: check `box`) and `v` is a
+    // live value of the current call.
+    let o = unsafe { direct::obj(v) };
+    if let Some(i) = direct::fixnum(o) {
+        return Some(int_key(v, i));
+    }
+    let ident = || Key { v, meta: meta(IDENT, hash_u64(o.bits(), IDENT)), payload: o.bits() | IDENT_BITS };
+    match plan {
+        Plan::Eq if l.sympos_bare(o).is_none() => Some(ident()),
+        Plan::Eql | Plan::Equal => {
+            if let Some(bits) = direct::float_bits(o) {
+                return Some(float_key(v, bits));
+            }
+            if matches!(plan, Plan::Equal) {
+                // SAFETY: the bytes are hashed before any call that may GC.
+                if let Some((bytes, single)) = unsafe { direct::string(o) } {
+                    return Some(str_key(v, bytes, single));
+                }
+                return direct::is_symbol(o).then(ident);
+            }
+            (!l.is_bignum(o) && l.sympos_bare(o).is_none()).then(ident)
+        }
+        _ => None,
+    }
+}
+
+/// The direct path's comparison of a `classify_quick` key with a stored key
+/// of the same `meta`: `Some(same)`, or `None` when Lisp must decide (the
+/// stored key is a symbol with position).
+#[inline(always)]
+pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bool> {
+    match key.kind() {
+        INT | FLOAT => Some(key.payload == payload),
+        STR if key.payload != payload => Some(false),
+        // SAFETY (both `string` calls): the slices live only for this
+        // comparison, which calls no Lisp; `key.v` is a live value.
+        STR => Some(unsafe { direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(stored).map(|k| k.0) }),
+        _ if key.payload == payload => Some(true),
+        _ => l.sympos_bare(stored).is_none().then_some(false),
+    }
+}
+
 /// The direct path's classification; `None` sends `v` to the typed path.
 #[inline(always)]
 fn classify_direct(lx: Lx, l: &Layout, plan: Plan, v: emacs_value, o: Obj) -> LResult<Option<Key>> {

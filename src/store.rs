@@ -24,7 +24,7 @@ use crate::direct::{self, Obj};
 use crate::error;
 use crate::ffi::{Gref, LResult, Lx};
 use crate::globals::g;
-use crate::keys::{self, Lookup, Spec, Stored, Test};
+use crate::keys::{self, Key, Lookup, Spec, Stored, Test};
 use crate::release;
 use crate::table::RawTable;
 use emacs::raw::emacs_value;
@@ -108,6 +108,77 @@ impl Table {
     /// The `(KEYS . VALS)` cell, once the table has storage.
     pub fn cell(&self) -> Option<emacs_value> {
         self.storage.as_ref().map(Storage::cell)
+    }
+
+    /// `Handle::quick`'s probe: `None` when a comparison needs Lisp.
+    #[inline(always)]
+    fn find_quick(&self, l: &direct::Layout, key: &Key) -> Option<Option<Found>> {
+        let Some(s) = &self.storage else { return Some(None) };
+        let kobj = s.kobj?;
+        let mut probe = self.raw.probe(key.meta);
+        while let Some(i) = self.raw.next_candidate(&mut probe) {
+            // SAFETY: the live keys vector is longer than any entry number.
+            let stored = unsafe { direct::vref(kobj, i) };
+            if keys::same_quick(l, key, self.raw.payload(i), stored)? {
+                return Some(Some(Found { entry: i, slot: self.raw.last_slot(&probe) }));
+            }
+        }
+        Some(None)
+    }
+
+    /// The value object of a live entry (direct path: `find_quick` found it,
+    /// so the table has storage and its objects).
+    #[inline(always)]
+    fn value_obj(&self, entry: usize) -> Option<Obj> {
+        let vo = self.storage.as_ref()?.vobj?;
+        // SAFETY: the live values vector is longer than any entry number.
+        Some(unsafe { direct::vref(vo, entry) })
+    }
+
+    #[inline(always)]
+    fn set_value_direct(&mut self, entry: usize, value: Obj) {
+        if let Some(vo) = self.storage.as_ref().and_then(|s| s.vobj) {
+            // SAFETY: the live values vector is longer than any entry number;
+            // `value` is live and the vector keeps it (check `vector`).
+            unsafe { direct::vset(vo, entry, value) }
+        }
+    }
+
+    /// Insert an absent key on the direct path if the vectors have room;
+    /// false (nothing changed) if they must grow first.
+    #[inline(always)]
+    fn insert_direct(&mut self, k: &Key, key: Obj, value: Obj) -> bool {
+        let Some((ko, vo, len)) = self.storage.as_ref().and_then(|s| Some((s.kobj?, s.vobj?, s.len))) else {
+            return false;
+        };
+        if self.raw.reserve_one().is_err() || self.raw.next_insert_slot() >= len {
+            return false;
+        }
+        let Ok(i) = self.raw.insert(k.meta, k.payload) else { return false };
+        // SAFETY: `i` < `len`, the live vectors' length; the key and value
+        // are live and the vectors keep them (check `vector`).
+        unsafe {
+            direct::vset(ko, i, key);
+            direct::vset(vo, i, value);
+        }
+        true
+    }
+
+    /// Remove a found entry, on the direct path.
+    #[inline(always)]
+    fn remove_direct(&mut self, f: Found) {
+        self.raw.remove_at(f.slot, f.entry);
+        if let Some(s) = &self.storage {
+            if let (Some(ko), Some(vo)) = (s.kobj, s.vobj) {
+                // SAFETY: live vectors longer than the entry number; the hole
+                // is kept alive by its global reference.
+                unsafe {
+                    let hole = direct::obj(g().hole.v());
+                    direct::vset(ko, f.entry, hole);
+                    direct::vset(vo, f.entry, hole);
+                }
+            }
+        }
     }
 
     #[inline]
@@ -264,14 +335,72 @@ impl Handle {
         }
     }
 
-    /// Find KEY: its lookup, and the entry if present.  Holds `busy` while
-    /// Lisp may run.
-    #[inline]
-    pub fn lookup(&self, lx: Lx, key: emacs_value) -> LResult<(Lookup, Option<Found>)> {
+    /// Find KEY: its classification, and the entry if present.  Holds
+    /// `busy` while Lisp may run.
+    pub fn lookup(&self, lx: Lx, key: emacs_value) -> LResult<(Key, Option<Found>)> {
         let _busy = self.busy();
         let mut l = self.classify(lx, key)?;
         let f = self.find(lx, &mut l)?;
-        Ok((l, f))
+        Ok((l.key, f))
+    }
+
+    /// The direct path's Lisp-free lookup: classify KEY, find it and let `f`
+    /// act on the table and the entry, all in one borrow.  `None` when the
+    /// direct path is off or this key needs Lisp (then use `lookup`).
+    #[inline(always)]
+    fn quick<R>(&self, key: emacs_value, f: impl FnOnce(&mut Table, &Key, Option<Found>) -> R) -> Option<R> {
+        let l = direct::layout()?;
+        let k = keys::classify_quick(l, self.test.plan(), key)?;
+        let mut t = self.t.try_borrow_mut().ok()?;
+        let found = t.find_quick(l, &k)?;
+        Some(f(&mut t, &k, found))
+    }
+
+    /// `gethash`: KEY's value, or DEFAULT (nil if absent).  On the direct
+    /// path the value goes back in KEY's argument box (check `return`).
+    #[inline(always)]
+    pub fn get(&self, lx: Lx, key: emacs_value, default: Option<emacs_value>) -> LResult<emacs_value> {
+        let absent = || default.unwrap_or_else(|| g().nil());
+        if let Some(v) = self.quick(key, |t, _, f| f.map(|f| t.value_obj(f.entry))) {
+            return Ok(match v {
+                Some(Some(o)) => {
+                    // SAFETY: `key` is an argument box of this call (caller).
+                    unsafe { direct::set_box(key, o) };
+                    key
+                }
+                _ => absent(),
+            });
+        }
+        match self.lookup(lx, key)?.1 {
+            Some(f) => self.value_out(lx, f, key),
+            None => Ok(absent()),
+        }
+    }
+
+    /// Whether KEY is present.
+    #[inline(always)]
+    pub fn contains(&self, lx: Lx, key: emacs_value) -> LResult<bool> {
+        if let Some(found) = self.quick(key, |_, _, f| f.is_some()) {
+            return Ok(found);
+        }
+        Ok(self.lookup(lx, key)?.1.is_some())
+    }
+
+    /// `remhash` (`table` is the Lisp object, for errors).
+    #[inline(always)]
+    pub fn remove(&self, lx: Lx, table: emacs_value, key: emacs_value) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        if let Some(()) = self.quick(key, |t, _, f| {
+            if let Some(f) = f {
+                t.remove_direct(f)
+            }
+        }) {
+            return Ok(());
+        }
+        if let (_, Some(f)) = self.lookup(lx, key)? {
+            self.remove_at(lx, f)?;
+        }
+        Ok(())
     }
 
     /// The value of a found entry.  On the direct path it is returned in
@@ -292,13 +421,34 @@ impl Handle {
     }
 
     /// Put KEY -> VALUE (the handle of `table`).
+    #[inline(always)]
     pub fn put(&self, lx: Lx, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        let _busy = self.busy();
-        let mut l = self.classify(lx, key)?;
-        match self.find(lx, &mut l)? {
-            Some(f) => self.set_value(lx, f.entry, value),
-            None => self.insert_new(lx, &l, value),
+        // SAFETY: `key` and `value` are live values of this call.
+        let quick = self.quick(key, |t, k, f| match f {
+            Some(f) => {
+                t.set_value_direct(f.entry, unsafe { direct::obj(value) });
+                None
+            }
+            None if t.insert_direct(k, unsafe { direct::obj(key) }, unsafe { direct::obj(value) }) => None,
+            // The vectors must grow (Lisp allocation).
+            None => Some(*k),
+        });
+        if let Some(absent) = quick {
+            return match absent {
+                Some(k) => {
+                    let _busy = self.busy();
+                    self.insert_new(lx, &k, value)
+                }
+                None => Ok(()),
+            };
+        }
+        match self.lookup(lx, key)? {
+            (_, Some(f)) => self.set_value(lx, f.entry, value),
+            (k, None) => {
+                let _busy = self.busy();
+                self.insert_new(lx, &k, value)
+            }
         }
     }
 
@@ -315,11 +465,10 @@ impl Handle {
     }
 
     /// Insert a key known to be absent (found absent under the same `busy`).
-    fn insert_new(&self, lx: Lx, l: &Lookup, value: emacs_value) -> LResult<()> {
+    fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
         let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
         let slot = slot.map_err(|_| error::memory(lx))?;
         self.ensure_vectors(lx, slot + 1)?;
-        let key = &l.key;
         let (i, s) = self.write(lx, |t| {
             let i = t.raw.insert(key.meta, key.payload);
             (i, t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj)))
