@@ -22,7 +22,7 @@ static RELEASED: AtomicUsize = AtomicUsize::new(0);
 
 /// # Safety
 /// `env`, `nargs` and `args` must be what Emacs passed to a module function.
-unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
+pub(crate) unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
     // SAFETY: `env` is the env of this call.
     let lx = unsafe { Lx::new(env) };
     let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
