@@ -10,7 +10,7 @@
 #   make emacs30  unpack Emacs 30.1 from Debian bookworm-backports beside 28.2
 #   make emacs27  unpack Emacs 27.1 from Debian bullseye beside 28.2
 #
-# Needs cargo (Rust 1.85+; get it with rustup, https://rustup.rs) and, for
+# Needs cargo (Rust 1.87+; get it with rustup, https://rustup.rs) and, for
 # everything but the module, Emacs (EMACS, default `emacs').
 
 EMACS   ?= emacs
@@ -63,7 +63,7 @@ lisp/rhash.elc: lisp/rhash.el
 check-cargo:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
 	  echo "make: cargo not found (CARGO=$(CARGO))."; \
-	  echo "  rhash needs Rust 1.85 or newer; install it with rustup (https://rustup.rs):"; \
+	  echo "  rhash needs Rust 1.87 or newer; install it with rustup (https://rustup.rs):"; \
 	  echo "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh"; \
 	  echo "  Debian bookworm's own cargo (apt-get install cargo, 1.65) is too old."; \
 	  exit 1; }
