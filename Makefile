@@ -1,26 +1,72 @@
 # rhash: build the module, run the demo, the tests and the benchmarks.
 #
-#   make          build lisp/rhash-module.so (release) next to lisp/rhash.el
+#   make          build the module lisp/rhash-module.so (.dylib, .dll: what
+#                 `(require 'rhash)' looks for on this OS), release, and
+#                 byte-compile lisp/rhash.el with $(EMACS)
 #   make demo     build, then show rhash at work in batch Emacs
-#   make test     cargo tests + ERT suites on every Emacs found (28 and 30)
+#   make test     cargo tests + ERT suites on every Emacs found (27, 28, 30)
+#   make lint     clippy, byte-compiler warnings, checkdoc, package-lint
 #   make bench    rhash vs built-in tables, ratios per row
-#   make emacs30  unpack Emacs 30.1 from Debian backports beside 28.2
+#   make emacs30  unpack Emacs 30.1 from Debian bookworm-backports beside 28.2
+#   make emacs27  unpack Emacs 27.1 from Debian bullseye beside 28.2
+#
+# Needs cargo (Rust 1.87+; get it with rustup, https://rustup.rs) and, for
+# everything but the module, Emacs (EMACS, default `emacs').
 
 EMACS   ?= emacs
-CARGO   ?= cargo
+# cargo on PATH, else rustup's default place.
+CARGO   ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
 EMACS30_PREFIX ?= $(HOME)/.cache/rhash/emacs30
-EMACS30 ?= $(wildcard $(EMACS30_PREFIX)/bin/emacs30)
+EMACS27_PREFIX ?= $(HOME)/.cache/rhash/emacs27
+# emacs30 / emacs27 on PATH when present, else the ones `make emacs30' /
+# `make emacs27' unpack; empty when neither is there.
+EMACS30 ?= $(firstword $(shell command -v emacs30 2>/dev/null) $(wildcard $(EMACS30_PREFIX)/bin/emacs30))
+EMACS27 ?= $(firstword $(shell command -v emacs27 2>/dev/null) $(wildcard $(EMACS27_PREFIX)/bin/emacs27))
 SOAK    ?=
-MODULE  := lisp/rhash-module.so
+# The library's name from cargo, and the name rhash.el loads, per OS.
+UNAME   := $(shell uname -s 2>/dev/null || echo unknown)
+ifeq ($(UNAME),Darwin)
+  CARGO_LIB := librhash.dylib
+  MODULE    := lisp/rhash-module.dylib
+else ifneq ($(filter MINGW% MSYS% CYGWIN% Windows_NT,$(UNAME) $(OS)),)
+  CARGO_LIB := rhash.dll
+  MODULE    := lisp/rhash-module.dll
+else
+  CARGO_LIB := librhash.so
+  MODULE    := lisp/rhash-module.so
+endif
 BATCH    = -Q --batch -L lisp -L test
+# package-lint from Debian's elpa-package-lint, when installed.
+PACKAGE_LINT_DIR ?= $(firstword $(wildcard /usr/share/emacs/site-lisp/elpa/package-lint-[0-9]*))
+LET_ALIST_DIR    ?= $(firstword $(wildcard /usr/share/emacs/site-lisp/elpa/let-alist-[0-9]*))
 
-.PHONY: all build demo test test-rust test-lisp lint bench bench-rust soak valgrind emacs30 check-emacs clean
+.PHONY: all build elc demo test test-rust test-lisp lint bench bench-rust soak valgrind emacs30 emacs27 check-emacs check-cargo clean
 
-all: build
+all: build elc
 
-build:
+# The module is replaced by a rename, never rewritten in place: an Emacs that
+# has the old one loaded would crash.
+build: check-cargo
 	$(CARGO) build --release --quiet
-	@cmp -s target/release/librhash.so $(MODULE) || cp target/release/librhash.so $(MODULE)
+	@cmp -s target/release/$(CARGO_LIB) $(MODULE) || { \
+	  cp target/release/$(CARGO_LIB) $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE); }
+
+# Byte-compiled rhash.el (interpreted, rhash-make is ~10x slower).
+elc: lisp/rhash.elc
+
+lisp/rhash.elc: lisp/rhash.el
+	@if command -v $(EMACS) >/dev/null 2>&1; then \
+	  echo "$(EMACS) -Q --batch -f batch-byte-compile lisp/rhash.el"; \
+	  $(EMACS) -Q --batch -L lisp -f batch-byte-compile lisp/rhash.el; \
+	else echo "note: Emacs not found (EMACS=$(EMACS)): lisp/rhash.el not byte-compiled"; fi
+
+check-cargo:
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+	  echo "make: cargo not found (CARGO=$(CARGO))."; \
+	  echo "  rhash needs Rust 1.87 or newer; install it with rustup (https://rustup.rs):"; \
+	  echo "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh"; \
+	  echo "  Debian bookworm's own cargo (apt-get install cargo, 1.65) is too old."; \
+	  exit 1; }
 
 check-emacs:
 	@command -v $(EMACS) >/dev/null 2>&1 || { \
@@ -37,13 +83,15 @@ test: test-rust test-lisp
 test-rust:
 	$(CARGO) test --release --quiet
 
-# Every ERT suite on each Emacs: 28 (EMACS) and 30 (EMACS30, when present).
+# Every ERT suite on each Emacs: 27 (EMACS27), 28 (EMACS) and 30 (EMACS30),
+# the first and last when present.
 test-lisp: check-emacs build
-	@for e in $(EMACS) $(EMACS30); do \
+	@for e in $(EMACS27) $(EMACS) $(EMACS30); do \
 	  echo "== ERT on $$($$e -Q --batch --eval '(princ emacs-version)')"; \
 	  EMACS=$$e sh test/run-ert.sh || exit 1; \
 	done
-	@if [ -z "$(EMACS30)" ]; then echo "note: Emacs 30.1 not found; run 'make emacs30' to test it too"; fi
+	@if [ -z "$(EMACS27)" ]; then echo "note: Emacs 27.1 not found (not tested); run 'make emacs27' to test it too"; fi
+	@if [ -z "$(EMACS30)" ]; then echo "note: Emacs 30.1 not found (not tested); run 'make emacs30' to test it too"; fi
 
 soak: check-emacs build
 	RHASH_DIFF_OPS=$${RHASH_DIFF_OPS:-2000000} EMACS=$(EMACS) sh test/run-ert.sh
@@ -57,6 +105,12 @@ lint: build
 	mkdir -p target/lint && cp lisp/rhash.el target/lint/
 	$(EMACS) -Q --batch -L target/lint -L lisp --eval '(setq byte-compile-error-on-warn t)' \
 	  -f batch-byte-compile target/lint/rhash.el
+	@out=$$($(EMACS) -Q --batch --eval '(progn (require (quote checkdoc)) (checkdoc-file "lisp/rhash.el"))' 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "checkdoc: warnings"; exit 1; else echo "checkdoc: clean"; fi
+	@if [ -n "$(PACKAGE_LINT_DIR)" ]; then \
+	  $(EMACS) -Q --batch -L $(PACKAGE_LINT_DIR) -L $(LET_ALIST_DIR) -l package-lint \
+	    -f package-lint-batch-and-exit lisp/rhash.el && echo "package-lint: clean"; \
+	else echo "note: package-lint not found, skipped (Debian: apt-get install elpa-package-lint)"; fi
 
 bench: check-emacs build
 	@for e in $(EMACS) $(EMACS30); do EMACS=$$e sh bench/run.sh || exit 1; done
@@ -65,8 +119,11 @@ bench-rust:
 	$(CARGO) bench --bench table
 
 emacs30:
-	bash scripts/emacs30.sh $(EMACS30_PREFIX)
+	bash scripts/emacs-deb.sh 30 $(EMACS30_PREFIX)
+
+emacs27:
+	bash scripts/emacs-deb.sh 27 $(EMACS27_PREFIX)
 
 clean:
 	$(CARGO) clean
-	rm -f $(MODULE) lisp/*.elc test/*.elc
+	rm -f $(MODULE) lisp/*.elc test/*.elc lisp/rhash-autoloads.el lisp/rhash-pkg.el

@@ -1,9 +1,16 @@
 ;;; rhash.el --- Hash tables in Rust, drop-in for the built-ins  -*- lexical-binding: t; -*-
 
+;; Copyright (C) 2025 the rhash authors
+
+;; Author: Seed 6ecf0314 maintainers <maintainers@users.noreply.b-seed-6ecf0314.example>
+;; Maintainer: Seed 6ecf0314 maintainers <maintainers@users.noreply.b-seed-6ecf0314.example>
+;; URL: https://rhash.invalid/rhash
 ;; Version: 0.1.0
-;; Package-Requires: ((emacs "28.1"))
+;; Package-Requires: ((emacs "27.1"))
 ;; Keywords: data, extensions
 ;; SPDX-License-Identifier: GPL-3.0-or-later
+
+;; This file is not part of GNU Emacs.
 
 ;;; Commentary:
 
@@ -31,24 +38,190 @@
 (require 'cl-lib)
 (require 'gv)
 (require 'map)
+(require 'seq)
 
 (define-error 'rhash-unsupported "Unsupported by rhash")
+
+;;;; The module
+
+(defgroup rhash nil
+  "Hash tables in Rust, drop-in for the built-ins."
+  :group 'data
+  :prefix "rhash-")
+
+(defcustom rhash-module-always-compile nil
+  "Non-nil means build a missing or stale rhash module without asking.
+When nil, interactive Emacs asks before building it, and batch Emacs
+signals an error that says how to build it.  Building runs cargo, the
+Rust build tool, on the sources that come with rhash.el."
+  :type 'boolean)
+
+(defconst rhash--version "0.1.0"
+  "The version of rhash.el: its module must report the same one.")
 
 (defconst rhash--directory
   (file-name-directory (or load-file-name buffer-file-name default-directory))
   "The directory rhash.el was loaded from, where the module is looked for.")
 
+(defconst rhash--compile-buffer "*rhash-module-compile*"
+  "The buffer that shows the output of `rhash-module-compile'.")
+
+(defun rhash--module-target ()
+  "The file name of the module beside rhash.el, for this OS."
+  (expand-file-name (concat "rhash-module" module-file-suffix) rhash--directory))
+
+(defun rhash--module-file ()
+  "The module to load: the one beside rhash.el, else one on `load-path'.
+If there is none, the one beside rhash.el, which does not exist."
+  (let ((file (rhash--module-target)))
+    (if (file-exists-p file)
+        file
+      (or (locate-library (file-name-nondirectory file) t) file))))
+
+(defun rhash--source-directory ()
+  "The directory of the Rust sources (Cargo.toml), or nil if there are none.
+That is the directory of rhash.el in a package that brings the sources
+along, or its parent in a source checkout (rhash.el is in lisp/)."
+  (seq-find (lambda (dir) (file-exists-p (expand-file-name "Cargo.toml" dir)))
+            (list rhash--directory
+                  (file-name-directory (directory-file-name rhash--directory)))))
+
+(defun rhash--cargo ()
+  "The cargo program: on the variable `exec-path'.
+Else rustup's ~/.cargo/bin/cargo, else just \"cargo\"."
+  (or (executable-find "cargo")
+      (let ((file (expand-file-name "~/.cargo/bin/cargo")))
+        (and (file-executable-p file) file))
+      "cargo"))
+
+(defun rhash--cargo-output ()
+  "The name cargo gives the built library on this OS."
+  (pcase system-type
+    ('darwin "librhash.dylib")
+    ((or 'windows-nt 'ms-dos 'cygwin) "rhash.dll")
+    (_ "librhash.so")))
+
+(defun rhash--build-hint ()
+  "How to build the module, for error messages."
+  (let ((src (rhash--source-directory)))
+    (if src
+        (format "build it with M-x rhash-module-compile (it runs `%s build \
+--release' in %s; cargo comes with Rust, see https://rustup.rs), or set \
+`rhash-module-always-compile' to build it when rhash loads"
+                (rhash--cargo) (abbreviate-file-name src))
+      (format "the Rust sources (Cargo.toml) are neither in %s nor in its \
+parent: reinstall rhash with its sources, then build it with M-x \
+rhash-module-compile or set `rhash-module-always-compile'"
+              (abbreviate-file-name rhash--directory)))))
+
+;;;###autoload
+(defun rhash-module-compile ()
+  "Build the rhash module with cargo and install it beside rhash.el.
+Cargo.toml is looked for beside rhash.el (a package that brings the
+Rust sources along) and in its parent directory (a source checkout).
+The output goes to the buffer *rhash-module-compile*, shown unless
+Emacs runs in batch.  The library is installed as rhash-module plus
+`module-file-suffix' (.so, .dylib or .dll); in a package directory
+cargo's target directory is removed afterwards.  Returns the file
+name of the installed module."
+  (interactive)
+  (let* ((src (or (rhash--source-directory)
+                  (error "Cannot build the rhash module: %s" (rhash--build-hint))))
+         (default-directory src)
+         (cargo (rhash--cargo))
+         (args '("build" "--release"))
+         (buffer (get-buffer-create rhash--compile-buffer))
+         status)
+    (with-current-buffer buffer
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (compilation-mode)
+        (setq default-directory src)
+        (insert (format "cd %s && %s\n" (shell-quote-argument src)
+                        (mapconcat #'shell-quote-argument (cons cargo args) " ")))
+        (unless noninteractive (display-buffer buffer))
+        (setq status (condition-case err
+                         (apply #'call-process cargo nil buffer
+                                (not noninteractive) args)
+                       (file-missing
+                        (insert (error-message-string err) "\n")
+                        "cargo not found; get it with rustup, https://rustup.rs")))
+        (insert (format "\nrhash: cargo %s\n"
+                        (if (eql status 0) "finished" (format "failed: %s" status))))))
+    (unless (eql status 0)
+      (when noninteractive
+        (with-current-buffer buffer (message "%s" (buffer-string))))
+      (unless noninteractive (pop-to-buffer buffer))
+      (error "Building the rhash module failed (%s); see buffer %s"
+             status rhash--compile-buffer))
+    (let* ((built (expand-file-name (concat "target/release/" (rhash--cargo-output)) src))
+           (file (rhash--module-target))
+           (tmp (make-temp-file (expand-file-name "rhash-module-new" rhash--directory)
+                                nil module-file-suffix)))
+      ;; Copy then rename: a new file, never the one this process may have
+      ;; mapped (writing into a loaded library crashes Emacs).
+      (copy-file built tmp t)
+      (rename-file tmp file t)
+      (when (equal (file-name-as-directory src) rhash--directory)
+        ;; A package directory: the build tree is hundreds of MB.
+        (delete-directory (expand-file-name "target" src) t))
+      (message "Built the rhash module and installed it as %s" (abbreviate-file-name file))
+      file)))
+
+(defun rhash--module-version ()
+  "The version of the loaded module, or a description of why it has none."
+  (if (fboundp 'rhash-module-info)
+      (plist-get (funcall #'rhash-module-info) :version)
+    "unknown (it predates `rhash-module-info')"))
+
+(defun rhash--ask-build (problem)
+  "Build the module after PROBLEM, if allowed; else signal an error.
+PROBLEM says what is wrong with the module.  Allowed means
+`rhash-module-always-compile' is non-nil, or, in interactive
+Emacs, the user says yes.  Return the file name of the new module."
+  (if (or rhash-module-always-compile
+          (and (not noninteractive)
+               (rhash--source-directory)
+               (y-or-n-p (format "%s.  Build it now with cargo? " problem))))
+      (rhash-module-compile)
+    (error "%s; %s" problem (rhash--build-hint))))
+
+(defun rhash--module-load (file fresh)
+  "Load the module FILE; with FRESH non-nil, from a copy of it.
+The copy has a new name: loading the same name again would give back
+the library already in this process, which may be an older build."
+  (if (not fresh)
+      (module-load file)
+    (let ((copy (make-temp-file "rhash-module-" nil module-file-suffix)))
+      (unwind-protect
+          (progn (copy-file file copy t)
+                 (module-load copy))
+        (ignore-errors (delete-file copy))))))
+
 (defun rhash--load-module ()
-  "Load the compiled module `rhash-module', or explain how to build it."
-  (unless (featurep 'rhash-module)
-    (unless module-file-suffix
-      (error "rhash needs an Emacs built with dynamic module support"))
-    (let ((file (expand-file-name (concat "rhash-module" module-file-suffix)
-                                  rhash--directory)))
-      (cond ((file-exists-p file) (module-load file))
-            ((require 'rhash-module nil t))
-            (t (error "rhash: the compiled module %s is missing; \
-build it with `make' in the rhash source tree (needs cargo)" file))))))
+  "Load the module, building it when it is missing or stale, if allowed.
+A module of a version other than `rhash--version' is stale.
+See `rhash-module-always-compile'."
+  (unless module-file-suffix
+    (error "Rhash needs an Emacs built with dynamic module support"))
+  (let ((file (rhash--module-file))
+        (fresh nil))
+    (unless (file-exists-p file)
+      (setq file (rhash--ask-build (format "The rhash module %s is missing"
+                                           (abbreviate-file-name file))))
+      (setq fresh (featurep 'rhash-module)))
+    (rhash--module-load file fresh)
+    (let ((version (rhash--module-version)))
+      (unless (equal version rhash--version)
+        (setq file
+              (rhash--ask-build
+               (format "The rhash module %s is version %s, but rhash.el is version %s"
+                       (abbreviate-file-name file) version rhash--version)))
+        (rhash--module-load file t)
+        (setq version (rhash--module-version))
+        (unless (equal version rhash--version)
+          (error "The rebuilt rhash module is version %s, but rhash.el is %s"
+                 version rhash--version))))))
 
 (rhash--load-module)
 
@@ -72,6 +245,7 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash--flush-cache "rhash-module" ())
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
+(declare-function rhash-module-info "rhash-module" ())
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -291,12 +465,17 @@ must not re-enter."
   (concat "#<rhash " (symbol-name (rhash-test table)) " "
           (number-to-string (rhash-count table)) ">"))
 
+;; `cl-typep' and `cl-check-type' know the type `rhash'.
+(cl-deftype rhash () '(satisfies rhash-p))
+
 ;; Generic functions dispatch on rhash tables through their own
 ;; specializer `rhash' (they are user-ptr objects to `type-of').
 (cl-generic-define-generalizer rhash--generalizer
   ;; Above the `type-of' generalizer (50), below `eql' and `head'.
   60
-  (lambda (name &rest _) `(and (rhash-p ,name) 'rhash))
+  ;; `fboundp': generic functions keep this test in their dispatchers after
+  ;; `unload-feature' has removed `rhash-p' (and the methods).
+  (lambda (name &rest _) `(and (fboundp 'rhash-p) (rhash-p ,name) 'rhash))
   (lambda (tag &rest _) (and (eq tag 'rhash) '(rhash))))
 
 (cl-defmethod cl-generic-generalizers :extra "rhash" (specializer)
@@ -313,10 +492,18 @@ must not re-enter."
   "Print OBJECT as a summary if it is an rhash table; else defer."
   (and (rhash-p object) (rhash--summary object)))
 
-;; Emacs 29+ lets `prin1' print unreadable objects through a function.
-(when (and (boundp 'print-unreadable-function)
-           (null (default-value 'print-unreadable-function)))
-  (setq-default print-unreadable-function #'rhash--print-unreadable))
+;; Emacs 29+ lets `prin1' print unreadable objects through a function;
+;; rhash's goes in front of any other package's.  Advice on a nil value
+;; would call nil, so a nil value becomes `ignore' (same meaning) first.
+(defvar rhash--print-set-ignore nil
+  "Non-nil if rhash replaced a nil `print-unreadable-function' by `ignore'.")
+
+(when (boundp 'print-unreadable-function)
+  (unless (default-value 'print-unreadable-function)
+    (setq-default print-unreadable-function #'ignore)
+    (setq rhash--print-set-ignore t))
+  (add-function :before-until (default-value 'print-unreadable-function)
+                #'rhash--print-unreadable))
 
 ;;;; map.el
 
@@ -390,6 +577,27 @@ must not re-enter."
   (let ((table (apply #'rhash-make (cdr type))))
     (map-do (lambda (k v) (rhash-put k v table)) map)
     table))
+
+;;;; Unloading
+
+(defun rhash-unload-function ()
+  "Undo what loading rhash did, for `unload-feature'.
+Remove rhash's hook, printer and type; return nil, so that
+`unload-feature' goes on to remove the functions and methods.  The
+module stays in the process (Emacs cannot unload one); a later
+`(require \='rhash)' defines its functions again."
+  (remove-hook 'post-gc-hook #'rhash--flush-cache)
+  (when (boundp 'print-unreadable-function)
+    (remove-function (default-value 'print-unreadable-function)
+                     #'rhash--print-unreadable)
+    (when (and rhash--print-set-ignore
+               (eq (default-value 'print-unreadable-function) #'ignore))
+      (setq-default print-unreadable-function nil)))
+  (put 'rhash 'cl-deftype-handler nil)
+  (put 'rhash-get 'gv-expander nil)
+  (dolist (prop '(error-conditions error-message))
+    (put 'rhash-unsupported prop nil))
+  nil)
 
 (provide 'rhash)
 ;;; rhash.el ends here

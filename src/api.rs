@@ -22,7 +22,7 @@ static RELEASED: AtomicUsize = AtomicUsize::new(0);
 
 /// # Safety
 /// `env`, `nargs` and `args` must be what Emacs passed to a module function.
-unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
+pub(crate) unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
     // SAFETY: `env` is the env of this call.
     let lx = unsafe { Lx::new(env) };
     let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
@@ -120,8 +120,7 @@ defuns! {
         c"Internal: forget the table cached for fast type checks.\nRun from `post-gc-hook', so that the cache never keeps a dropped\ntable alive for more than one garbage collection.\n\n(fn)";
     c"rhash--release-stats" (0, 0) release_stats
         c"Internal: (PENDING . RELEASED), the global references waiting in\nthe release queue and the total released so far.\n\n(fn)";
-    c"rhash-module-info" (0, 0) module_info
-        c"Return a plist describing the loaded rhash module.\n:version is the module's version string, :direct is t when the\ndirect path (reading Lisp objects behind module values, guarded by a\nload-time self-test) is in use, and :direct-reason says why not.\n\n(fn)";
+
 }
 
 fn make(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -222,18 +221,6 @@ fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
     let pending = int(lx, release::pending())?;
     let released = int(lx, RELEASED.load(Ordering::Relaxed))?;
     lx.funcall(g().f_cons.v(), &[pending, released])
-}
-
-/// `(rhash-module-info)`.
-fn module_info(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
-    let version = lx.make_string(env!("CARGO_PKG_VERSION").as_bytes())?;
-    let (direct, reason) = match crate::direct::status() {
-        Ok(()) => (g().bool(true), g().nil()),
-        Err(r) => (g().nil(), lx.make_string(r.as_bytes())?),
-    };
-    let k = |name: &std::ffi::CStr| lx.intern(name);
-    let items = [k(c":version")?, version, k(c":direct")?, direct, k(c":direct-reason")?, reason];
-    lx.funcall(g().f_list.v(), &items)
 }
 
 /// Exported for `lib.rs`: define the functions.

@@ -252,6 +252,10 @@ pub fn plain_vector_len(vec: Obj) -> Option<usize> {
 
 /// Run the self-test (once, at module load) and record the verdict.
 pub fn init(lx: Lx) -> LResult<()> {
+    if LAYOUT.get().is_some() {
+        // Loaded again (after `unload-feature`): the verdict stands.
+        return Ok(());
+    }
     let verdict = if std::env::var_os("RHASH_NO_DIRECT").is_some_and(|v| v == "1") {
         Err("RHASH_NO_DIRECT=1".to_string())
     } else {

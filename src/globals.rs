@@ -71,6 +71,11 @@ fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
 }
 
 pub fn init(lx: Lx) -> LResult<()> {
+    // Loading the module again (after `unload-feature`) keeps the first
+    // load's globals: they are still referenced, and `g()` hands them out.
+    if GLOBALS.get().is_some() {
+        return Ok(());
+    }
     let make_symbol = lx.intern(c"make-symbol")?;
     let hole = lx.funcall(make_symbol, &[lx.make_string(b"rhash--free-slot")?])?;
     let globals = Globals {
@@ -111,7 +116,6 @@ pub fn init(lx: Lx) -> LResult<()> {
         symbols_with_pos_enabled: sym(lx, c"symbols-with-pos-enabled")?,
         hole: lx.make_global_ref(hole)?,
     };
-    // A second load of the same .so fails earlier, in the crate's own init.
     let _ = GLOBALS.set(globals);
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
-//! - `ffi`, `globals`, `keys`, `store`, `cache`, `release`, `api`: the Emacs glue.
+//! - `ffi` (official module API), `direct` (the direct path and its
+//!   self-test), `globals`, `error`, `keys`, `store`, `cache`, `release`,
+//!   `api`, `info`: the Emacs glue.
 
 pub mod hash;
 pub mod table;
@@ -12,23 +14,72 @@ mod direct;
 mod error;
 mod ffi;
 mod globals;
+mod info;
 mod keys;
 mod release;
 mod store;
 
-use emacs::{Env, Result};
+use emacs::raw::{emacs_env, emacs_runtime};
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 emacs::plugin_is_GPL_compatible!();
 
-/// Module entry: look up globals and define the functions; the crate then
-/// provides the feature `rhash-module`.
-#[emacs::module(name = "rhash-module")]
-fn init(env: &Env) -> Result<()> {
-    // SAFETY: `env` is the env of the module's init call.
-    let lx = unsafe { ffi::Lx::new(env.raw()) };
-    match globals::init(lx).and_then(|_| direct::init(lx)).and_then(|_| api::init(lx)) {
-        Ok(()) => Ok(()),
-        // A Lisp signal is pending; the crate reports the failed init.
-        Err(ffi::Exit) => Err(emacs::Error::msg("rhash: module initialization failed")),
+/// The smallest `emacs_env` we can work with: Emacs 26's, whose last member
+/// is `should_quit`, the newest one `Lx` calls unconditionally.  Emacs 27's
+/// env is larger; members added after `should_quit` (27: `process_input`,
+/// `make_big_integer`...; 28: `open_channel`, `make_unibyte_string`...) may
+/// only be called after `Lx::env_size` says they exist.
+pub(crate) const MIN_ENV_SIZE: usize = std::mem::offset_of!(emacs_env, should_quit)
+    + std::mem::size_of::<Option<unsafe extern "C" fn(*mut emacs_env) -> bool>>();
+
+/// Emacs's entry point for the module (our own, not the `emacs` crate's
+/// `#[emacs::module]`: that one refuses Emacs 27 with the crate's `emacs-28`
+/// bindings, and panics when the same file is loaded a second time, as
+/// `(unload-feature 'rhash t)` then `(require 'rhash)` does).
+///
+/// Loading again is safe: the globals are kept from the first load, and the
+/// functions are simply defined again.
+///
+/// # Safety
+/// Called by Emacs with a valid runtime.
+#[no_mangle]
+pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int {
+    // SAFETY: Emacs passes a valid runtime; `size` is its first member in
+    // every Emacs version, and `get_environment` is there in all of them.
+    let env = unsafe {
+        if runtime.is_null() || ((*runtime).size as usize) < std::mem::size_of::<emacs_runtime>() {
+            return 1;
+        }
+        match (*runtime).get_environment {
+            Some(get) => get(runtime),
+            None => return 1,
+        }
+    };
+    // SAFETY: `size` is the first member of `emacs_env` in every version.
+    if env.is_null() || (unsafe { (*env).size } as usize) < MIN_ENV_SIZE {
+        // Emacs 25: too old (rhash.el itself needs 27.1).
+        return 2;
+    }
+    // SAFETY: `env` is the env of this init call, checked to have every
+    // member up to `should_quit`.
+    let lx = unsafe { ffi::Lx::new(env) };
+    let ok = catch_unwind(AssertUnwindSafe(|| {
+        globals::init(lx)
+            .and_then(|_| direct::init(lx))
+            .and_then(|_| api::init(lx))
+            .and_then(|_| info::init(lx))
+            .and_then(|_| {
+                let provide = lx.intern(c"provide")?;
+                lx.funcall(provide, &[lx.intern(c"rhash-module")?])
+            })
+            .is_ok()
+    }));
+    match ok {
+        Ok(true) => 0,
+        // A Lisp signal is pending or a panic was caught: Emacs signals
+        // `module-init-failed' with this code.
+        Ok(false) => 3,
+        Err(_) => 4,
     }
 }

@@ -48,7 +48,7 @@
   (should-error (rhash-make :weakness 'key) :type 'rhash-unsupported)
   (let ((r (rhash-make)))
     (rhash-put 1 2 r)
-    (should (eq (catch 'x (rhash-map (lambda (_ _) (throw 'x 'thrown)) r)) 'thrown))
+    (should (eq (catch 'x (rhash-map (lambda (_k _v) (throw 'x 'thrown)) r)) 'thrown))
     (define-hash-table-test 'rhash-assert-t #'equal (lambda (_) (error "Boom")))
     (should-error (rhash-put 1 1 (rhash-make :test 'rhash-assert-t)))))
 

@@ -468,7 +468,10 @@ Check every result and the final order; return the rhash table."
     (should (equal (map-elt r 3) (map-elt h 3)))
     (should (equal (map-elt r 30 'd) (map-elt h 30 'd)))
     (should (equal (map-put! r 7 49) (map-put! h 7 49)))
-    (let ((ri (map-insert r 8 64)) (hi (map-insert h 8 64)))
+    ;; The reference is spelled out: 27.1's `map-insert' signals
+    ;; `map-inplace' on hash tables.
+    (let ((ri (map-insert r 8 64)) (hi (copy-hash-table h)))
+      (puthash 8 64 hi)
       (should (rhash-p ri))
       (should (equal (rhash-test--order ri) (rhash-test--horder hi)))
       (should-not (rhash-contains-p 8 r)))

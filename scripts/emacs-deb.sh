@@ -1,37 +1,46 @@
 #!/usr/bin/env bash
-# scripts/emacs30.sh [PREFIX]
+# scripts/emacs-deb.sh MAJOR [PREFIX]
 #
-# Make GNU Emacs 30 (Debian bookworm-backports) runnable *beside* the system
-# Emacs (bookworm's 28.2) without installing it as the system emacs.
+# Make a Debian build of GNU Emacs MAJOR runnable *beside* the system Emacs
+# (bookworm's 28.2) without installing it as the system emacs:
+#   MAJOR=30: Emacs 30.1 from bookworm-backports (wrapper PREFIX/bin/emacs30)
+#   MAJOR=27: Emacs 27.1 from bullseye, Debian 11 (wrapper PREFIX/bin/emacs27)
 #
-# The 30.x .debs (emacs-nox, emacs-bin-common, emacs-common) are fetched with
+# The .debs (emacs-nox, emacs-bin-common, emacs-common) are fetched with
 # `apt-get download` and unpacked with `dpkg -x` into PREFIX/root; only the
 # shared libraries the binary links against are installed system-wide with
-# apt.  A wrapper PREFIX/bin/emacs30 sets EMACSLOADPATH / EMACSDATA / EMACSDOC /
+# apt.  A wrapper PREFIX/bin/emacsMAJOR sets EMACSLOADPATH / EMACSDATA / EMACSDOC /
 # EMACSPATH and passes --dump-file, then execs the unpacked binary with "$@".
 #
-# Default PREFIX: $HOME/.cache/rhash/emacs30.  Idempotent: if the wrapper
-# already reports a 30.x version nothing is done.  On success the wrapper path
+# Default PREFIX: $HOME/.cache/rhash/emacsMAJOR.  Idempotent: if the wrapper
+# already reports a MAJOR.x version nothing is done.  On success the wrapper path
 # is the last (and only) line on stdout.  apt/dpkg output goes to
-# PREFIX/emacs30-install.log; its tail is printed on failure.
+# PREFIX/emacsMAJOR-install.log; its tail is printed on failure.
 #
-# Needs root (or passwordless sudo) only for apt: adding the backports source,
+# Needs root (or passwordless sudo) only for apt: adding the suite's source,
 # `apt-get update` and installing runtime libraries.  Debian 12 (bookworm).
 set -euo pipefail
 umask 022
 
-SUITE=bookworm-backports
+MAJOR=${1:-}
+case $MAJOR in
+  30) SUITE=bookworm-backports ;;
+  27) SUITE=bullseye ;;
+  *) echo "usage: $0 27|30 [PREFIX]" >&2; exit 2 ;;
+esac
+shift
+NAME=emacs$MAJOR
 PKGS=(emacs-nox emacs-bin-common emacs-common)
 APT_OPTS=(-q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3 -o Acquire::http::Timeout=60)
-SOURCES_FILE=/etc/apt/sources.list.d/rhash-backports.sources
-MARKER=.rhash-emacs30
+SOURCES_FILE=/etc/apt/sources.list.d/rhash-$SUITE.sources
+MARKER=.rhash-$NAME
 
 LOG=
-note() { echo "emacs30.sh: $*" >&2; }
+note() { echo "emacs-deb.sh: $*" >&2; }
 die() {
-  echo "emacs30.sh: error: $*" >&2
+  echo "emacs-deb.sh: error: $*" >&2
   if [ -n "$LOG" ] && [ -s "$LOG" ]; then
-    echo "emacs30.sh: ---- last 40 lines of $LOG ----" >&2
+    echo "emacs-deb.sh: ---- last 40 lines of $LOG ----" >&2
     tail -n 40 "$LOG" >&2
   fi
   exit 1
@@ -39,30 +48,30 @@ die() {
 
 home=${HOME:-}
 [ -n "$home" ] || home=$(getent passwd "$(id -u)" | cut -d: -f6)
-PREFIX=${1:-$home/.cache/rhash/emacs30}
+PREFIX=${1:-$home/.cache/rhash/$NAME}
 [ -n "$PREFIX" ] || die "empty PREFIX"
 case $PREFIX in /*) ;; *) PREFIX=$PWD/$PREFIX ;; esac
 PREFIX=${PREFIX%/}
 case $PREFIX in *:*) die "PREFIX must not contain ':' (it goes into EMACSLOADPATH): $PREFIX" ;; esac
 [ -n "$PREFIX" ] || die "refusing to use / as PREFIX"
-WRAPPER=$PREFIX/bin/emacs30
+WRAPPER=$PREFIX/bin/$NAME
 
 # ---------------------------------------------------------------- fast path
 if [ -x "$WRAPPER" ]; then
   v=$("$WRAPPER" -Q --batch --eval '(princ emacs-version)' </dev/null 2>/dev/null || true)
   case $v in
-    30.*) echo "$WRAPPER"; exit 0 ;;
+    "$MAJOR".*) echo "$WRAPPER"; exit 0 ;;
   esac
 fi
 
 mkdir -p "$PREFIX/bin" || die "cannot create $PREFIX/bin"
 PREFIX=$(cd "$PREFIX" && pwd -P)
-WRAPPER=$PREFIX/bin/emacs30
+WRAPPER=$PREFIX/bin/$NAME
 ROOT=$PREFIX/root
-LOG=$PREFIX/emacs30-install.log
+LOG=$PREFIX/$NAME-install.log
 : >"$LOG"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/rhash-emacs30.XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rhash-$NAME.XXXXXX")
 STAGE=
 cleanup() {
   rm -rf "$TMP"
@@ -81,7 +90,7 @@ apt_get_root() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" "$@" </dev/null
 }
 
-# ------------------------------------------------- 1. bookworm-backports source
+# ------------------------------------------------------- 1. the suite's source
 have_bpo_lists() {
   local out
   out=$(apt-cache policy emacs-nox 2>/dev/null || true)
@@ -134,7 +143,7 @@ for p in "${PKGS[@]}"; do
   f=$(ls "$DEBDIR/${p}_"*.deb 2>/dev/null | head -n 1 || true)
   [ -n "$f" ] || die "downloaded .deb for $p not found"
   ver=$(dpkg-deb -f "$f" Version)
-  case $ver in 30.*|*:30.*) ;; *) die "$p from $SUITE has version $ver, expected 30.x" ;; esac
+  case $ver in "$MAJOR".*|*:"$MAJOR".*) ;; *) die "$p from $SUITE has version $ver, expected $MAJOR.x" ;; esac
   echo "downloaded $f ($ver)" >>"$LOG"
   DEB[$p]=$f
 done
@@ -147,10 +156,10 @@ done
 touch "$STAGE/$MARKER"
 
 VERDIR=
-for d in "$STAGE"/usr/share/emacs/30.*; do
+for d in "$STAGE"/usr/share/emacs/"$MAJOR".*; do
   if [ -d "$d/lisp" ]; then VERDIR=$d; fi
 done
-[ -n "$VERDIR" ] || die "no usr/share/emacs/30.*/lisp in the unpacked packages"
+[ -n "$VERDIR" ] || die "no usr/share/emacs/$MAJOR.*/lisp in the unpacked packages"
 EVER=${VERDIR##*/}
 
 BIN=
@@ -215,7 +224,12 @@ ETCDIR=$VERDIR/etc
 # take the one the binary accepts (a fingerprint mismatch makes it fail).
 PDMP=
 while IFS= read -r p; do
-  if "$ROOT/$BIN" --dump-file="$p" --fingerprint </dev/null >>"$LOG" 2>&1; then PDMP=$p; break; fi
+  # (--fingerprint is 28+; 27 just has to start with it)
+  if "$ROOT/$BIN" --dump-file="$p" --fingerprint </dev/null >>"$LOG" 2>&1 \
+     || { [ "$MAJOR" -lt 28 ] && EMACSLOADPATH=$VERDIR/lisp EMACSDATA=$VERDIR/etc \
+            "$ROOT/$BIN" --dump-file="$p" -Q --batch --eval t </dev/null >>"$LOG" 2>&1; }; then
+    PDMP=$p; break
+  fi
 done < <(find "$ROOT" -name '*.pdmp' -type f)
 [ -n "$PDMP" ] || die "no usable .pdmp dump file in the unpacked packages"
 # Emacs also looks for <binary>.pdmp next to the binary, so child Emacsen
@@ -250,7 +264,7 @@ mv "$LISPDIR/subdirs.el" "$LISPDIR/subdirs.el.debian"
 q() { printf '%q' "$1"; }
 cat >"$WRAPPER.tmp" <<EOF
 #!/bin/sh
-# Generated by rhash scripts/emacs30.sh -- Debian's GNU Emacs $EVER unpacked in
+# Generated by rhash scripts/emacs-deb.sh -- Debian's GNU Emacs $EVER unpacked in
 # $ROOT
 # (not installed as the system emacs).  Arguments are passed through.
 EMACSLOADPATH=$(q "$LOADPATH")
@@ -270,7 +284,7 @@ mkdir -p "$VT/home"
 run() { HOME=$VT/home "$WRAPPER" "$@" </dev/null 2>"$VT/err"; }
 check() { # name, expected-stdout-regex, emacs args...
   local name=$1 re=$2 out; shift 2
-  echo "verify: $name: emacs30 $*" >>"$LOG"
+  echo "verify: $name: $NAME $*" >>"$LOG"
   if ! out=$(run "$@"); then
     cat "$VT/err" >>"$LOG"; die "verification '$name' failed (exit status); stderr: $(cat "$VT/err")"
   fi
@@ -281,7 +295,8 @@ check() { # name, expected-stdout-regex, emacs args...
   [[ $out =~ $re ]] || die "verification '$name': unexpected output: $out"
 }
 
-check version '^30\.[0-9.]+ \.so t$' -Q --batch --eval \
+if [ "$MAJOR" -ge 28 ]; then nc=t; else nc=nil; fi
+check version "^$MAJOR\\.[0-9.]+ \\.so $nc\$" -Q --batch --eval \
   '(progn (require (quote ert)) (require (quote map)) (require (quote cl-lib)) (princ (format "%s %s %s\n" emacs-version module-file-suffix (featurep (quote native-compile)))))'
 check requires '^ok$' -Q --batch --eval \
   '(progn (dolist (f (quote (cl-lib ert map gv subr-x seq pcase rx))) (require f)) (princ "ok"))'
@@ -302,10 +317,12 @@ check load-elc '^14$' -Q --batch -l "$VT/x.elc" --eval '(princ (rhash-emacs30-x 
 
 # native-comp trampolines (e.g. cl-letf on a primitive in ert tests) need
 # libgccjit + binutils + libgcc-dev; they are written to ~/.emacs.d/eln-cache.
+if [ "$nc" = t ]; then
 check trampoline '^42$' -Q --batch --eval \
   '(progn (require (quote cl-lib)) (cl-letf (((symbol-function (quote buffer-size)) (lambda (&rest _) 42))) (princ (funcall (quote buffer-size)))))'
 ls "$VT"/home/.emacs.d/eln-cache/*/subr--trampoline-*.eln >>"$LOG" 2>&1 \
   || die "native-comp trampoline was not written to the eln-cache"
+fi
 
 # Really load a dynamic module when a C compiler is around (optional).
 CC_BIN=$(command -v cc || command -v gcc || true)
