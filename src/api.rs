@@ -22,7 +22,7 @@ static RELEASED: AtomicUsize = AtomicUsize::new(0);
 
 /// # Safety
 /// `env`, `nargs` and `args` must be what Emacs passed to a module function.
-unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
+pub(crate) unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, f: Defun) -> emacs_value {
     // SAFETY: `env` is the env of this call.
     let lx = unsafe { Lx::new(env) };
     let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
@@ -82,6 +82,8 @@ macro_rules! defuns {
         }
     };
 }
+/// (Also used by `bulk.rs`, issue 10.)
+pub(crate) use defuns;
 
 defuns! {
     c"rhash--make" (4, 4) make
@@ -129,7 +131,7 @@ defuns! {
 }
 
 #[inline]
-fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
+pub(crate) fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
     lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
@@ -183,7 +185,7 @@ fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 /// Put KEY → VALUE into the table behind `h` (already type-checked).
-fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
+pub(crate) fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
     h.check_mutable(lx, table)?;
     let _busy = h.busy();
     let mut l = store::classify(lx, h, key)?;
@@ -207,7 +209,7 @@ fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 /// Whether C-g is pending, polled every 4096 steps `i` of a long loop; the
 /// caller returns at once and Emacs processes the quit.
 #[inline]
-fn quit_requested(lx: Lx, i: usize) -> bool {
+pub(crate) fn quit_requested(lx: Lx, i: usize) -> bool {
     i.is_multiple_of(4096) && lx.should_quit()
 }
 

@@ -2,11 +2,13 @@
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
 //! - `ffi`, `globals`, `keys`, `store`, `cache`, `release`, `api`: the Emacs glue.
+//! - `bulk`: whole loops in one call (bulk and set operations, compaction).
 
 pub mod hash;
 pub mod table;
 
 mod api;
+mod bulk;
 mod cache;
 mod ffi;
 mod globals;
@@ -24,7 +26,7 @@ emacs::plugin_is_GPL_compatible!();
 fn init(env: &Env) -> Result<()> {
     // SAFETY: `env` is the env of the module's init call.
     let lx = unsafe { ffi::Lx::new(env.raw()) };
-    match globals::init(lx).and_then(|_| api::init(lx)) {
+    match globals::init(lx).and_then(|_| api::init(lx)).and_then(|_| bulk::init(lx)) {
         Ok(()) => Ok(()),
         // A Lisp signal is pending; the crate reports the failed init.
         Err(ffi::Exit) => Err(emacs::Error::msg("rhash: module initialization failed")),

@@ -354,7 +354,15 @@ fn find_by(lx: Lx, h: &Handle, l: &mut Lookup, mut next: impl FnMut(Lx) -> LResu
             Quick::Lisp => {
                 let stored = lx.vec_get(kv, i)?;
                 if l.key.kind() == keys::STR {
-                    keys::compare_str(lx, &l.key, &l.kbuf, stored, &mut l.sbuf)?
+                    // bulk (issue 10): a `Lookup::cached` key copies its
+                    // bytes out only when a candidate needs them.
+                    if l.kbuf.is_empty() && !lx.eq(l.key.v, stored) && !lx.copy_string(l.key.v, &mut l.kbuf) {
+                        // (Cannot happen: the key copied out when it was first classified.)
+                        let r = lx.funcall(g().f_equal.v(), &[l.key.v, stored])?;
+                        lx.is_not_nil(r)
+                    } else {
+                        keys::compare_str(lx, &l.key, &l.kbuf, stored, &mut l.sbuf)?
+                    }
                 } else {
                     let pred = h.read(lx, predicate)?;
                     keys::compare_obj(lx, &l.key, stored, pred)?
@@ -457,3 +465,201 @@ pub fn remove_at(lx: Lx, h: &Handle, f: Found) -> LResult<()> {
     }
     Ok(())
 }
+
+// ---- bulk (issue 10) ----
+// What the bulk and set operations (src/bulk.rs) need from a table; the
+// only code outside this file that reads `Table`'s fields is here.
+
+impl Lookup {
+    /// A lookup for a key whose `meta` and payload are already known (an
+    /// entry of a table with the same test): nothing is hashed, and a
+    /// string key's bytes are copied out only if a candidate needs them.
+    pub fn cached(key: Key) -> Lookup {
+        let (kbuf, sbuf) = if key.kind() == keys::STR { BUFS.with(|b| b.take()) } else { Default::default() };
+        let mut l = Lookup { key, kbuf, sbuf };
+        l.kbuf.clear();
+        l
+    }
+}
+
+impl Handle {
+    /// A handle that is never given to Lisp, for a scratch table used
+    /// within one module call (`rhash-uniq`).
+    pub fn scratch(table: Table) -> Handle {
+        Handle { t: RefCell::new(table), busy: Cell::new(0), spec: keys::Spec::default() }
+    }
+}
+
+/// What identifies a table's test for hashing and comparing keys: two
+/// tables whose ids are `eq` member by member classify every key alike.
+#[derive(Clone, Copy)]
+pub struct TestId {
+    pub kind: TestKind,
+    /// A user test's compare and hash functions.
+    user: Option<(emacs_value, emacs_value)>,
+}
+
+impl TestId {
+    pub fn same(&self, lx: Lx, o: &TestId) -> bool {
+        self.kind == o.kind
+            && match (self.user, o.user) {
+                (None, None) => true,
+                (Some((c1, h1)), Some((c2, h2))) => lx.eq(c1, c2) && lx.eq(h1, h2),
+                _ => false,
+            }
+    }
+}
+
+pub fn test_id(lx: Lx, h: &Handle) -> LResult<TestId> {
+    h.read(lx, |t| TestId { kind: t.test.kind, user: t.test.user.as_ref().map(|u| (u[1].v(), u[2].v())) })
+}
+
+/// A copy of the handle's test, for a new table.
+pub fn test_like(lx: Lx, h: &Handle) -> LResult<Test> {
+    let (kind, user) = h.read(lx, |t| (t.test.kind, t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()])))?;
+    let user = match user {
+        Some(u) => Some(gref_triple(lx, u)?),
+        None => None,
+    };
+    Ok(Test { kind, user })
+}
+
+/// (live entries, entry slots): iterate `0..slots`.
+pub fn extent(lx: Lx, h: &Handle) -> LResult<(usize, usize)> {
+    h.read(lx, |t| (t.raw.len(), t.raw.slots()))
+}
+
+/// Live entry `i` as a key (with its cached `meta` and payload) and its
+/// value; `None` for a free entry or one past the end.
+#[inline]
+pub fn entry_at(lx: Lx, h: &Handle, i: usize) -> LResult<Option<(Key, emacs_value)>> {
+    let (e, vecs) = h.read(lx, |t| (t.raw.entry(i), t.vectors()))?;
+    match (e, vecs) {
+        (Some(e), Some([kv, vv])) => {
+            let k = lx.vec_get(kv, i)?;
+            let v = lx.vec_get(vv, i)?;
+            Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The value of entry `i` (found by `find` under the same `busy`).
+#[inline]
+pub fn value_at(lx: Lx, h: &Handle, i: usize) -> LResult<emacs_value> {
+    match h.read(lx, |t| t.vals_vec())? {
+        Some(vv) => lx.vec_get(vv, i),
+        None => Ok(g().nil()),
+    }
+}
+
+/// Set the value of entry `i` (found by `find` under the same `busy`).
+#[inline]
+pub fn set_value_at(lx: Lx, h: &Handle, i: usize, value: emacs_value) -> LResult<()> {
+    match h.read(lx, |t| t.vals_vec())? {
+        Some(vv) => lx.vec_set(vv, i, value),
+        None => Ok(()),
+    }
+}
+
+/// A new Lisp table with `test` whose entry i is `keys[i]` -> `vals[i]`,
+/// `raw` being its index (entry i of `raw` describes `keys[i]`, no free
+/// entries).  Its vectors have room for `room` entries (>= the count).
+pub fn build(lx: Lx, test: Test, raw: RawTable, keys: &[emacs_value], vals: &[emacs_value], room: usize) -> LResult<emacs_value> {
+    debug_assert!(raw.slots() == keys.len() && keys.len() == vals.len() && raw.len() == keys.len());
+    let gl = g();
+    let mut t = Table { raw, vecs: None, cell: None, vlen: 0, hint: 0, test };
+    let room = room.max(keys.len());
+    if room > 0 {
+        let n = lx.make_integer(i64::try_from(room).unwrap_or(i64::MAX))?;
+        let kv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
+        let vv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
+        for (i, (&k, &v)) in keys.iter().zip(vals).enumerate() {
+            lx.vec_set(kv, i, k)?;
+            lx.vec_set(vv, i, v)?;
+        }
+        t.vecs = Some(gref_pair(lx, kv, vv)?);
+        t.vlen = room;
+        let cell = lx.funcall(gl.f_cons.v(), &[kv, vv])?;
+        t.cell = Some(lx.make_global_ref(cell)?);
+    }
+    Handle::wrap(lx, t)
+}
+
+/// Give back the memory of removed entries: a compacted index (`RawTable::
+/// compacted`) and vectors just long enough for the live entries, in the
+/// same order; the `(KEYS . VALS)` cell follows.  The caller checked that
+/// the table may change.
+pub fn compact(lx: Lx, h: &Handle) -> LResult<()> {
+    let _busy = h.busy();
+    let (c, vecs, same) = h.read(lx, |t| {
+        let c = t.raw.compacted();
+        let same = c.as_ref().is_ok_and(|(c, _)| {
+            c.slots() == t.raw.slots() && t.vlen == c.slots() && c.heap_bytes() == t.raw.heap_bytes()
+        });
+        (c, t.vectors(), same)
+    })?;
+    let (raw, from) = c.map_err(|_| memory_error(lx))?;
+    if same {
+        return Ok(());
+    }
+    let gl = g();
+    let n = from.len();
+    let mut made = None;
+    let mut grefs = None;
+    if let Some([ok, ov]) = vecs {
+        let len = lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))?;
+        let kv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
+        let vv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
+        for (j, &i) in from.iter().enumerate() {
+            lx.vec_set(kv, j, lx.vec_get(ok, i)?)?;
+            lx.vec_set(vv, j, lx.vec_get(ov, i)?)?;
+        }
+        grefs = Some(gref_pair(lx, kv, vv)?);
+        made = Some((kv, vv));
+    }
+    let old = h.write(lx, |t| {
+        t.raw = raw;
+        t.hint = 0;
+        t.vlen = if grefs.is_some() { n } else { 0 };
+        std::mem::replace(&mut t.vecs, grefs)
+    })?;
+    for r in old.into_iter().flatten() {
+        lx.free_global_ref(r);
+    }
+    match made {
+        Some((kv, vv)) => set_cell(lx, h, kv, vv),
+        None => Ok(()),
+    }
+}
+
+/// The numbers `rhash-stats` reports.
+pub struct Stats {
+    pub count: usize,
+    pub capacity: usize,
+    pub slots: usize,
+    pub index_slots: usize,
+    pub tombstones: usize,
+    pub max_probe: usize,
+    pub probe_sum: usize,
+    pub bytes: usize,
+    pub vector_length: usize,
+}
+
+pub fn stats(lx: Lx, h: &Handle) -> LResult<Stats> {
+    h.read(lx, |t| {
+        let (max_probe, probe_sum) = t.raw.probe_lengths();
+        Stats {
+            count: t.raw.len(),
+            capacity: t.size(),
+            slots: t.raw.slots(),
+            index_slots: t.raw.index_len(),
+            tombstones: t.raw.tombstones(),
+            max_probe,
+            probe_sum,
+            bytes: t.raw.heap_bytes() + std::mem::size_of::<Handle>(),
+            vector_length: t.vlen,
+        }
+    })
+}
+// ---- end bulk (issue 10) ----
