@@ -154,16 +154,6 @@ fn seq_vector(lx: Lx, seq: emacs_value, fresh: bool) -> LResult<(emacs_value, bo
     }
 }
 
-/// A vector back as a list when the input was one.
-fn seq_result(lx: Lx, vec: emacs_value, as_list: bool) -> LResult<emacs_value> {
-    if as_list {
-        let gl = g();
-        lx.funcall(gl.f_append.v(), &[vec, gl.nil()])
-    } else {
-        Ok(vec)
-    }
-}
-
 /// A table argument that is only read: an rhash table, or else a built-in
 /// hash table.
 #[derive(Clone, Copy)]
@@ -264,8 +254,11 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let default = a.get(2).copied().unwrap_or_else(|| gl.nil());
     let table = readable(lx, a[1])?;
-    let (vec, as_list) = seq_vector(lx, a[0], true)?;
+    let (vec, as_list) = seq_vector(lx, a[0], false)?;
     let n = lx.vec_size(vec)?;
+    // The values are gathered and handed to `list' or `vector' in one
+    // call (one env call per value fewer than `vec_set's).
+    let mut out = Vec::with_capacity(n);
     match table {
         Readable::R(h) => {
             let _busy = h.busy();
@@ -275,11 +268,10 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                 }
                 let k = lx.vec_get(vec, i)?;
                 let mut l = store::classify(lx, h, k)?;
-                let v = match store::find(lx, h, &mut l)? {
+                out.push(match store::find(lx, h, &mut l)? {
                     Some(f) => store::value_at(lx, h, f.entry)?,
                     None => default,
-                };
-                lx.vec_set(vec, i, v)?;
+                });
             }
         }
         Readable::Builtin(ht) => {
@@ -289,12 +281,12 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                     return Ok(gl.nil());
                 }
                 let k = lx.vec_get(vec, i)?;
-                let v = lx.funcall(gethash, &[k, ht, default])?;
-                lx.vec_set(vec, i, v)?;
+                out.push(lx.funcall(gethash, &[k, ht, default])?);
             }
         }
     }
-    seq_result(lx, vec, as_list)
+    let make = if as_list { gl.f_list.v() } else { b().vector.v() };
+    lx.funcall(make, &out)
 }
 
 fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -669,6 +661,7 @@ fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     // The distinct elements so far are vec[0..w], entry e of `raw` being
     // vec[e]: the scratch table's keys are the input vector itself.
     let mut w = 0;
+    let mut out = Vec::new();
     for i in 0..n {
         if quit_requested(lx, i) {
             return Ok(gl.nil());
@@ -681,16 +674,13 @@ fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             if e != i {
                 lx.vec_set(vec, e, k)?;
             }
+            out.push(k);
             w += 1;
         }
     }
-    let part = if w == n {
-        vec
-    } else {
-        let zero = lx.make_integer(0)?;
-        lx.funcall(gl.f_substring.v(), &[vec, zero, int(lx, w)?])?
-    };
-    lx.funcall(gl.f_append.v(), &[part, gl.nil()])
+    debug_assert_eq!(out.len(), w);
+    // The distinct elements, as a list made in one call.
+    lx.funcall(gl.f_list.v(), &out)
 }
 
 // ---- Memory ----
