@@ -44,7 +44,10 @@
 ;;   RHASH_BENCH_MEM_KEYS  key shapes of the bytes/entry rows (the key
 ;;                         shape barely matters: keys are not counted)
 ;;                                                      "fixnum str-k"
-;;   RHASH_BENCH_SECTIONS  floor main bulk mem         (default: all)
+;;   RHASH_BENCH_SETOPS_SIZES sizes of the bulk and set operation rows
+;;                         (`setops')                   "1000 100000"
+;;   RHASH_BENCH_SETOPS_KEYS key shapes of those rows  "fixnum symbol str-k"
+;;   RHASH_BENCH_SECTIONS  floor main bulk setops mem  (default: all)
 ;;   RHASH_BENCH_NOP_MODULE an empty C module (built by run.sh) whose
 ;;                         `bench-nop1' measures the bare module-call floor
 ;;   RHASH_BENCH_EMACS     the Emacs to run the memory children with
@@ -92,7 +95,9 @@
 (defvar bench-bulk-keys (mapcar #'intern (bench--env "RHASH_BENCH_BULK_KEYS" "fixnum str-fn")))
 (defvar bench-mem-sizes (bench--env-ints "RHASH_BENCH_MEM_SIZES" "100000 1000000"))
 (defvar bench-mem-keys (mapcar #'intern (bench--env "RHASH_BENCH_MEM_KEYS" "fixnum str-k")))
-(defvar bench-sections (mapcar #'intern (bench--env "RHASH_BENCH_SECTIONS" "floor main bulk mem")))
+(defvar bench-sections (mapcar #'intern (bench--env "RHASH_BENCH_SECTIONS" "floor main bulk setops mem")))
+(defvar bench-setops-sizes (bench--env-ints "RHASH_BENCH_SETOPS_SIZES" "1000 100000"))
+(defvar bench-setops-keys (mapcar #'intern (bench--env "RHASH_BENCH_SETOPS_KEYS" "fixnum symbol str-k")))
 
 ;;;; Data
 
@@ -633,6 +638,110 @@ built-in table; ratio = rhash / Lisp loop (target <= 0.33, i.e. rhash >= 3x fast
                               (if (and tr (> tr 0)) (format "%.1fx" (/ tb tr)) "-"))
                         widths)))))))
 
+;;;; Bulk and set operations (issue 10): one call vs the idiomatic Lisp loop
+
+(defun bench--so-get-many (keys h)
+  "`rhash-get-many' as a Lisp loop over built-in H."
+  (mapcar (lambda (k) (gethash k h)) keys))
+(defun bench--so-put-many (keys vals h)
+  "`rhash-put-many' as a Lisp loop into built-in H."
+  (while keys (puthash (car keys) (car vals) h) (setq keys (cdr keys) vals (cdr vals)))
+  h)
+(defun bench--so-merge (h src)
+  "`rhash-merge' as a Lisp loop."
+  (maphash (lambda (k v) (puthash k v h)) src)
+  h)
+(defun bench--so-has (k h)
+  "Non-nil if H holds K."
+  (not (eq (gethash k h 'bench--none) 'bench--none)))
+(defun bench--so-union (a b)
+  "`rhash-union' as a Lisp loop."
+  (let ((r (make-hash-table :test (hash-table-test a))))
+    (maphash (lambda (k v) (puthash k v r)) a)
+    (maphash (lambda (k v) (unless (bench--so-has k a) (puthash k v r))) b)
+    r))
+(defun bench--so-filter (a b keep)
+  "`rhash-intersection' (KEEP) or `rhash-difference' as a Lisp loop."
+  (let ((r (make-hash-table :test (hash-table-test a))))
+    (maphash (lambda (k v) (when (eq keep (bench--so-has k b)) (puthash k v r))) a)
+    r))
+(defun bench--so-equal (a b)
+  "`rhash-equal' as a Lisp loop."
+  (and (= (hash-table-count a) (hash-table-count b))
+       (catch 'bench--done
+         (maphash (lambda (k v)
+                    (unless (and (bench--so-has k b) (equal v (gethash k b)))
+                      (throw 'bench--done nil)))
+                  a)
+         t)))
+(defun bench--so-tally (seq test)
+  "`rhash-tally' as the `dolist' + `cl-incf' loop."
+  (let ((h (make-hash-table :test test)))
+    (dolist (x seq) (cl-incf (gethash x h 0)))
+    h))
+
+(defun bench-setops ()
+  "Bulk and set operations vs the Lisp loops over built-in tables."
+  (bench--print "\n**Bulk and set operations** (ns per element of the input, median of \
+%d rounds).  \"Lisp\" is the idiomatic loop over built-in tables \
+(maphash/gethash/puthash, dolist + cl-incf gethash, seq-uniq, delete-dups); \
+A holds keys 0..n-1, B keys n/2..3n/2-1; tally and uniq read n elements \
+drawn from n/10 distinct keys.  ratio = rhash / Lisp (targets: <= 0.2 for \
+get-many..equal, <= 0.33 for tally and uniq):\n" bench-rounds)
+  (let ((widths '(-24 -7 7 9 9 6 7)))
+    (bench--header '("operation" "keys" "n" "Lisp" "rhash" "ratio" "speedup") widths)
+    (dolist (n bench-setops-sizes)
+      (dolist (kind bench-setops-keys)
+        (bench--log "setops %s %d" kind n)
+        (let* ((test (bench--test kind))
+               (all (bench--make-keys kind (+ n (/ n 2))))
+               (ka (cl-subseq all 0 n))
+               (kb (cl-subseq all (/ n 2)))
+               (ha (bench--filled-builtin test ka))
+               (hb (bench--filled-builtin test kb))
+               (ra (rhash-from-hash-table ha))
+               (rb (rhash-from-hash-table hb))
+               (keys (append (bench--shuffle (copy-sequence ka)) nil))
+               (vals (number-sequence 1 n))
+               (seq (let (l) (dotimes (i n) (push (aref ka (% (* i 7919) (max 1 (/ n 10)))) l)) l))
+               (reps (max 1 (/ (bench--reps n) 4)))
+               (rows
+                `(("get-many" ,(lambda () (bench--so-get-many keys ha)) ,(lambda () (rhash-get-many keys ra)))
+                  ("put-many (fresh table)"
+                   ,(lambda () (bench--so-put-many keys vals (make-hash-table :test test)))
+                   ,(lambda () (rhash-put-many keys vals (rhash-make :test test))))
+                  ("merge (B into copy of A)" :setup
+                   ,(lambda () (let ((h (copy-hash-table ha))) (lambda () (bench--so-merge h hb))))
+                   ,(lambda () (let ((r (rhash-copy ra))) (lambda () (rhash-merge r rb)))))
+                  ("union" ,(lambda () (bench--so-union ha hb)) ,(lambda () (rhash-union ra rb)))
+                  ("intersection" ,(lambda () (bench--so-filter ha hb t)) ,(lambda () (rhash-intersection ra rb)))
+                  ("difference" ,(lambda () (bench--so-filter ha hb nil)) ,(lambda () (rhash-difference ra rb)))
+                  ("equal (A vs copy)" ,(let ((c (copy-hash-table ha))) (lambda () (bench--so-equal ha c)))
+                   ,(let ((c (rhash-copy ra))) (lambda () (rhash-equal ra c))))
+                  ("tally" ,(lambda () (bench--so-tally seq test)) ,(lambda () (rhash-tally seq :test test)))
+                  ("uniq vs delete-dups" :setup
+                   ,(lambda () (let ((l (copy-sequence seq))) (lambda () (delete-dups l))))
+                   ,(lambda () (lambda () (rhash-uniq seq test))))
+                  ,@(and (<= n 1000)
+                         `(("uniq vs seq-uniq" ,(lambda () (seq-uniq seq test))
+                            ,(lambda () (rhash-uniq seq test))))))))
+          (dolist (row rows)
+            (pcase-let* ((`(,label . ,rest) row)
+                         (setup (eq (car rest) :setup))
+                         (`(,b ,r) (if setup (cdr rest) rest))
+                         ;; Each side: a setup function returning the thunk.
+                         (mk (lambda (f)
+                               (lambda ()
+                                 (let ((thunk (if setup (funcall f) f)))
+                                   (if setup thunk
+                                     (lambda () (dotimes (_ reps) (funcall thunk))))))))
+                         (per (if setup n (* n reps)))
+                         (`(,tb ,tr) (bench--compare (list (funcall mk b) (funcall mk r)) per)))
+              (bench--row (list label (symbol-name kind) (number-to-string n)
+                                (bench--ns tb) (bench--ns tr) (bench--ratio tr tb)
+                                (if (and tr (> tr 0)) (format "%.1fx" (/ tb tr)) "-"))
+                          widths))))))))
+
 ;;;; Memory
 
 (declare-function rhash--stats "rhash-module" (table))
@@ -740,6 +849,7 @@ that pays for a cold CPU and cold caches."
     (when (memq 'floor bench-sections) (bench-floor))
     (when (memq 'main bench-sections) (bench-main-table))
     (when (memq 'bulk bench-sections) (bench-bulk))
+    (when (memq 'setops bench-sections) (bench-setops))
     (when (and (memq 'mem bench-sections) bench-mem-sizes) (bench-memory))
     (bench--log "done in %.0f s" (- (float-time) t0))))
 

@@ -246,6 +246,18 @@ See `rhash-module-always-compile'."
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
 (declare-function rhash-module-info "rhash-module" ())
+(declare-function rhash-get-many "rhash-module" (keys table &optional default))
+(declare-function rhash-put-many "rhash-module" (keys values table))
+(declare-function rhash-merge "rhash-module" (table &rest sources))
+(declare-function rhash-merge-with "rhash-module" (function table &rest sources))
+(declare-function rhash-union "rhash-module" (a b))
+(declare-function rhash-intersection "rhash-module" (a b))
+(declare-function rhash-difference "rhash-module" (a b))
+(declare-function rhash-equal "rhash-module" (a b &optional predicate))
+(declare-function rhash-tally-into "rhash-module" (sequence table))
+(declare-function rhash-uniq "rhash-module" (sequence &optional test))
+(declare-function rhash-compact "rhash-module" (table))
+(declare-function rhash-stats "rhash-module" (table))
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -455,6 +467,48 @@ earlier values.  PLIST must have an even length."
       (aset vals i (cadr plist))
       (setq plist (cddr plist) i (1+ i)))
     (rhash--adopt table keys vals)))
+
+;;;; Bulk and set operations
+
+;; `rhash-get-many', `rhash-put-many', `rhash-merge', `rhash-merge-with',
+;; `rhash-union', `rhash-intersection', `rhash-difference', `rhash-equal',
+;; `rhash-tally-into', `rhash-uniq', `rhash-compact' and `rhash-stats' are
+;; module functions: each runs its whole loop in one call.  Where they
+;; read a built-in hash table, they look keys up with `gethash', read
+;; its entries with `rhash--hash-table-vectors' or convert it with
+;; `rhash-from-hash-table': those paths are Lisp loops.
+
+(defun rhash--hash-table-vectors (hash-table)
+  "Return [KEYS VALUES], the entries of HASH-TABLE as two vectors.
+Both are in HASH-TABLE's iteration order.  The bulk operations read
+built-in hash tables through this `maphash' loop."
+  (let* ((n (hash-table-count hash-table))
+         (keys (make-vector n nil))
+         (vals (make-vector n nil))
+         (i 0))
+    (maphash (lambda (k v)
+               (when (< i n)
+                 (aset keys i k)
+                 (aset vals i v)
+                 (setq i (1+ i))))
+             hash-table)
+    (vector keys vals)))
+
+(defun rhash-tally (sequence &rest keyword-args)
+  "Return a new rhash table counting the elements of SEQUENCE.
+SEQUENCE is a list or a vector.  The table maps each distinct element
+to its number of occurrences, in first-occurrence order.
+KEYWORD-ARGS are as for `rhash-make', except that the test defaults
+to `equal'.  See also `rhash-tally-into'.
+
+\(fn SEQUENCE &rest KEYWORD-ARGS)"
+  (rhash-tally-into
+   sequence
+   (apply #'rhash-make
+          (if (rhash--key-arg :test keyword-args
+                              (make-vector (length keyword-args) nil))
+              keyword-args
+            (append keyword-args '(:test equal))))))
 
 ;;;; Printing
 

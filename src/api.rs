@@ -76,6 +76,8 @@ macro_rules! defuns {
         }
     };
 }
+/// (Also used by `bulk.rs`.)
+pub(crate) use defuns;
 
 defuns! {
     c"rhash--make" (4, 4) make

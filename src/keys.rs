@@ -123,6 +123,17 @@ impl Test {
         }
     }
 
+    /// Whether keys classified for `self` are classified alike for `other`,
+    /// so cached hashes of one table probe the other (user tests: the same
+    /// compare and hash functions).
+    pub fn hashes_like(&self, lx: Lx, other: &Test) -> bool {
+        match (self, other) {
+            (Test::Eq, Test::Eq) | (Test::Eql, Test::Eql) | (Test::Equal, Test::Equal) => true,
+            (Test::User(a), Test::User(b)) => lx.eq(a.get(1), b.get(1)) && lx.eq(a.get(2), b.get(2)),
+            _ => false,
+        }
+    }
+
     /// What `classify` needs, read in a Lisp-free section.
     pub fn plan(&self) -> Plan {
         match self {
@@ -223,6 +234,13 @@ impl Drop for Lookup {
 impl Lookup {
     fn plain(key: Key) -> Lookup {
         Lookup { key, kbuf: Vec::new(), sbuf: Vec::new() }
+    }
+
+    /// A lookup for a key already classified for the same test (an entry of
+    /// another table): nothing is hashed again; on the official path a
+    /// string key's bytes are copied out only if a candidate needs them.
+    pub fn cached(key: Key) -> Lookup {
+        Lookup::plain(key)
     }
 }
 
@@ -489,7 +507,17 @@ pub fn same(lx: Lx, test: &Test, l: &mut Lookup, payload: u64, stored: impl FnOn
                 Some(so) => Ok(unsafe {
                     direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(so).map(|k| k.0)
                 }),
-                None => compare_copied(lx, key, &l.kbuf, s.value(lx)?, &mut l.sbuf),
+                None => {
+                    let stored = s.value(lx)?;
+                    if lx.eq(key.v, stored) {
+                        return Ok(true);
+                    }
+                    // A cached key (`Lookup::cached`) copies out on demand.
+                    if l.kbuf.len() as u64 != key.payload & !STR_SINGLE && !lx.copy_string(key.v, &mut l.kbuf) {
+                        return Ok(false);
+                    }
+                    compare_copied(lx, key, &l.kbuf, stored, &mut l.sbuf)
+                }
             }
         }
         IDENT if key.payload & IDENT_BITS != 0 => {

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod table;
 
 mod api;
+mod bulk;
 mod cache;
 mod direct;
 mod error;
@@ -68,6 +69,7 @@ pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int
         globals::init(lx)
             .and_then(|_| direct::init(lx))
             .and_then(|_| api::init(lx))
+            .and_then(|_| bulk::init(lx))
             .and_then(|_| info::init(lx))
             .and_then(|_| {
                 let provide = lx.intern(c"provide")?;

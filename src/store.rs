@@ -452,7 +452,8 @@ impl Handle {
         }
     }
 
-    fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
+    /// Set the value of a found entry.
+    pub fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
         let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
         match s {
             // SAFETY: live values vector longer than `entry`; `value` is a
@@ -465,7 +466,7 @@ impl Handle {
     }
 
     /// Insert a key known to be absent (found absent under the same `busy`).
-    fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
+    pub fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
         let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
         let slot = slot.map_err(|_| error::memory(lx))?;
         self.ensure_vectors(lx, slot + 1)?;
@@ -641,10 +642,6 @@ impl Handle {
         }
         let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
         let _busy = self.busy();
-        let kobj = direct::layout().map(|_| {
-            // SAFETY: direct path on; `keys` is a live argument.
-            unsafe { direct::obj(keys) }
-        });
         // Entries 0..w are built, keys and values compacted into slots 0..w.
         let mut w = 0;
         for i in 0..n {
@@ -653,16 +650,7 @@ impl Handle {
             }
             let k = lx.vec_get(keys, i)?;
             let mut l = self.classify(lx, k)?;
-            let mut probe = raw.probe(l.key.meta);
-            let mut found = None;
-            while let Some(e) = raw.next_candidate(&mut probe) {
-                let stored = Stored { vec: keys, obj: kobj, i: e };
-                if keys::same(lx, &self.test, &mut l, raw.payload(e), || stored)? {
-                    found = Some(e);
-                    break;
-                }
-            }
-            match found {
+            match self.find_in(lx, &mut l, &raw, keys)? {
                 Some(e) => {
                     let v = lx.vec_get(vals, i)?;
                     lx.vec_set(vals, e, v)?;
@@ -755,4 +743,149 @@ pub fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
 #[inline]
 pub fn quit_requested(lx: Lx, i: usize) -> bool {
     i.is_multiple_of(4096) && lx.should_quit()
+}
+
+// ---- What the bulk operations (bulk.rs) need ----
+
+impl Table {
+    /// (live entries, entry slots): entry numbers run over `0..slots`.
+    pub fn extent(&self) -> (usize, usize) {
+        (self.raw.len(), self.raw.slots())
+    }
+
+    pub fn bulk_stats(&self) -> Stats {
+        let (max_probe, probe_sum) = self.raw.probe_lengths();
+        Stats {
+            count: self.raw.len(),
+            capacity: self.size(),
+            slots: self.raw.slots(),
+            index_slots: self.raw.index_len(),
+            tombstones: self.raw.tombstones(),
+            max_probe,
+            probe_sum,
+            bytes: self.raw.heap_bytes() + std::mem::size_of::<Handle>(),
+            vector_length: self.vlen(),
+        }
+    }
+}
+
+/// The numbers `rhash-stats` reports.
+pub struct Stats {
+    pub count: usize,
+    pub capacity: usize,
+    pub slots: usize,
+    pub index_slots: usize,
+    pub tombstones: usize,
+    pub max_probe: usize,
+    pub probe_sum: usize,
+    pub bytes: usize,
+    pub vector_length: usize,
+}
+
+impl Handle {
+    /// A handle that is never given to Lisp, for a scratch table used
+    /// within one module call (`rhash-uniq`).
+    pub fn scratch(test: Test) -> Result<Box<Handle>, crate::table::AllocError> {
+        Ok(Handle::new(test, Table::new(0)?))
+    }
+
+    /// `find` in an index being built outside this table (`adopt`,
+    /// `rhash-uniq`): `raw`'s entry e has its key in slot e of `keys`; this
+    /// handle gives the test.
+    pub fn find_in(&self, lx: Lx, l: &mut Lookup, raw: &RawTable, keys: emacs_value) -> LResult<Option<usize>> {
+        let kobj = direct::layout().map(|_| {
+            // SAFETY: direct path on; `keys` is a live value of this call.
+            unsafe { direct::obj(keys) }
+        });
+        let mut probe = raw.probe(l.key.meta);
+        while let Some(e) = raw.next_candidate(&mut probe) {
+            let stored = Stored { vec: keys, obj: kobj, i: e };
+            if keys::same(lx, &self.test, l, raw.payload(e), || stored)? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Live entry `i` as a key (with its cached `meta` and payload) and its
+    /// value; `None` for a free entry or one past the end.
+    pub fn entry_at(&self, lx: Lx, i: usize) -> LResult<Option<(Key, emacs_value)>> {
+        let e = self.read(lx, |t| {
+            let e = t.raw.entry(i)?;
+            let s = t.storage.as_ref()?;
+            Some((e, s.keys(), s.vals()))
+        })?;
+        match e {
+            Some((e, kv, vv)) => {
+                let k = lx.vec_get(kv, i)?;
+                let v = lx.vec_get(vv, i)?;
+                Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The value of entry `i` (found under the same `busy`).
+    pub fn value_at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
+        match self.read(lx, |t| t.storage.as_ref().map(Storage::vals))? {
+            Some(vv) => lx.vec_get(vv, i),
+            None => Ok(g().nil()),
+        }
+    }
+
+    /// Give back the memory of removed entries: a compacted index
+    /// (`RawTable::compacted`) and vectors just long enough for the live
+    /// entries, in the same order.  The caller checked that the table may
+    /// change.
+    pub fn compact(&self, lx: Lx) -> LResult<()> {
+        let _busy = self.busy();
+        let (c, vecs, same) = self.read(lx, |t| {
+            let c = t.raw.compacted();
+            let same = c.as_ref().is_ok_and(|(c, _)| {
+                c.slots() == t.raw.slots() && t.vlen() == c.slots() && c.heap_bytes() == t.raw.heap_bytes()
+            });
+            (c, t.storage.as_ref().map(|s| [s.keys(), s.vals()]), same)
+        })?;
+        let (raw, from) = c.map_err(|_| error::memory(lx))?;
+        if same {
+            return Ok(());
+        }
+        let gl = g();
+        let n = from.len();
+        if let Some([ok, ov]) = vecs {
+            let len = int(lx, n)?;
+            let kv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
+            let vv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
+            for (j, &i) in from.iter().enumerate() {
+                lx.vec_set(kv, j, lx.vec_get(ok, i)?)?;
+                lx.vec_set(vv, j, lx.vec_get(ov, i)?)?;
+            }
+            self.install_storage(lx, kv, vv, n)?;
+        }
+        self.write(lx, |t| {
+            t.raw = raw;
+            t.hint = 0;
+        })
+    }
+}
+
+/// A new Lisp table with `test` whose entry i is `keys[i]` -> `vals[i]`,
+/// `raw` being its index (entry i of `raw` describes `keys[i]`, no free
+/// entries).  Its vectors have room for `room` entries (>= the count).
+pub fn build(lx: Lx, test: Test, raw: RawTable, keys: &[emacs_value], vals: &[emacs_value], room: usize) -> LResult<emacs_value> {
+    debug_assert!(raw.slots() == keys.len() && keys.len() == vals.len() && raw.len() == keys.len());
+    let gl = g();
+    let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
+    let room = room.max(keys.len());
+    if room > 0 {
+        let n = int(lx, room)?;
+        let kv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
+        let vv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
+        for (i, (&k, &v)) in keys.iter().zip(vals).enumerate() {
+            lx.vec_set(kv, i, k)?;
+            lx.vec_set(vv, i, v)?;
+        }
+        h.install_storage(lx, kv, vv, room)?;
+    }
+    h.into_lisp(lx)
 }

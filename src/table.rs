@@ -505,6 +505,60 @@ impl RawTable {
     }
 }
 
+// ---- bulk (issue 10) ----
+// Compaction and probe statistics for `rhash-compact` and `rhash-stats`.
+
+impl RawTable {
+    /// Live entry `i` (`None` for a free entry or one past the end).
+    #[inline]
+    pub fn entry(&self, i: usize) -> Option<Entry> {
+        self.entries.get(i).copied().filter(Entry::is_live)
+    }
+
+    /// A copy holding only the live entries, in iteration order, with no
+    /// free list, no tombstones and the smallest index and entry array that
+    /// hold them; and, for each of its entries, the entry number it had here.
+    pub fn compacted(&self) -> Result<(RawTable, Vec<usize>), AllocError> {
+        let n = self.live;
+        let mut t = RawTable { tag_limit: self.tag_limit, shift_max: self.shift_max, ..Self::new() };
+        let mut from = Vec::new();
+        from.try_reserve_exact(n)?;
+        if n > 0 {
+            t.entries.try_reserve_exact(n)?;
+            t.rebuild_index(index_size_for(n)?)?;
+        }
+        for (i, e) in self.iter() {
+            t.insert(e.meta, e.payload)?;
+            from.push(i);
+        }
+        Ok((t, from))
+    }
+
+    /// Probe lengths of the live entries: the longest, and their sum (a
+    /// probe that finds its entry in the home slot has length 1).
+    pub fn probe_lengths(&self) -> (usize, usize) {
+        let mask = self.index.len().wrapping_sub(1);
+        let (mut max, mut sum) = (0, 0);
+        for (pos, &w) in self.index.iter().enumerate() {
+            if w == SLOT_EMPTY || w == SLOT_TOMB {
+                continue;
+            }
+            let home = (self.entries[self.entry_of(w)].meta & HASH_MASK) as usize & mask;
+            let len = (pos.wrapping_sub(home) & mask) + 1;
+            max = max.max(len);
+            sum += len;
+        }
+        (max, sum)
+    }
+
+    /// Bytes of Rust heap memory the table holds (entry array and index,
+    /// by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>() + self.index.capacity() * std::mem::size_of::<u32>()
+    }
+}
+// ---- end bulk (issue 10) ----
+
 /// Index size for `n` live entries: a power of two with load <= 1/2 after a
 /// rebuild (linear probing degrades quickly above ~3/4).
 fn index_size_for(n: usize) -> Result<usize, AllocError> {
@@ -843,4 +897,114 @@ mod tests {
         let t = RawTable::with_capacity(100).unwrap();
         assert!(t.capacity() >= 100 && t.index_len() >= 200);
     }
+
+    // ---- bulk (issue 10) ----
+
+    fn compact_case(mut m: Map, n: u64, keep_every: u64) {
+        for k in 0..n {
+            m.put(k, k * 7);
+        }
+        for k in 0..n {
+            if k % keep_every != 0 {
+                m.remove(k);
+            }
+        }
+        // A few re-inserted keys land in freed places: order is not sorted.
+        for k in [n + 1, n + 2, n + 3] {
+            m.put(k, k);
+        }
+        let before = m.order();
+        let (c, from) = m.t.compacted().unwrap();
+        assert_eq!(from, m.t.iter().map(|(i, _)| i).collect::<Vec<_>>());
+        let keys: Vec<u64> = from.iter().map(|&i| m.keys[i]).collect();
+        let vals: Vec<u64> = from.iter().map(|&i| m.vals[i]).collect();
+        let cm = Map { t: c, keys, vals, hash: m.hash };
+        assert_eq!(cm.order(), before);
+        assert_eq!(cm.t.slots(), cm.t.len());
+        assert!(cm.t.free_list().is_empty());
+        assert_eq!(cm.t.tombstones(), 0);
+        assert_eq!(cm.t.index_len(), index_size_for(cm.t.len()).unwrap());
+        assert_eq!(cm.t.capacity(), cm.t.len());
+        cm.check_invariants();
+        assert!(cm.t.heap_bytes() <= m.t.heap_bytes());
+    }
+
+    #[test]
+    fn compaction_keeps_order_and_drops_free_places() {
+        for (n, every) in [(0, 1), (1, 1), (10, 3), (1000, 7), (20_000, 1000), (5000, 1)] {
+            compact_case(Map::with_shift_max(good_hash, usize::MAX), n, every);
+            compact_case(Map::with_shift_max(good_hash, 0), n, every);
+            compact_case(Map::with_shift_max(colliding_hash, 0), n.min(500), every);
+            compact_case(Map::with_tag_limit(good_hash, 5), n.min(500), every);
+        }
+    }
+
+    #[test]
+    fn compaction_of_a_compacted_table_changes_nothing() {
+        let mut m = Map::new(good_hash);
+        for k in 0..100 {
+            m.put(k, k);
+        }
+        let (c, from) = m.t.compacted().unwrap();
+        assert_eq!(from, (0..100).collect::<Vec<_>>());
+        let (c2, _) = c.compacted().unwrap();
+        assert_eq!(c2.index_len(), c.index_len());
+        assert_eq!(c2.iter().map(|(_, e)| *e).collect::<Vec<_>>(), c.iter().map(|(_, e)| *e).collect::<Vec<_>>());
+        let empty = RawTable::new().compacted().unwrap().0;
+        assert_eq!((empty.len(), empty.index_len(), empty.heap_bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn probe_lengths_count_from_the_home_slot() {
+        assert_eq!(RawTable::new().probe_lengths(), (0, 0));
+        // One hash for all: the i-th key sits i slots past the home slot.
+        let mut m = Map::new(constant_hash);
+        for k in 0..10 {
+            m.put(k, k);
+        }
+        assert_eq!(m.t.probe_lengths(), (10, 55));
+        // Distinct home slots in a big index: every probe has length 1.
+        let mut m = Map::new(|k| k);
+        for k in 0..10 {
+            m.put(k, k);
+        }
+        assert_eq!(m.t.probe_lengths(), (1, 10));
+        // Wide slot words count the same way.
+        let mut m = Map::with_tag_limit(constant_hash, 3);
+        for k in 0..6 {
+            m.put(k, k);
+        }
+        assert!(m.t.wide);
+        assert_eq!(m.t.probe_lengths(), (6, 21));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Compaction after any history keeps the order and every lookup.
+        #[test]
+        fn compaction_matches_model(ops in ops(64), shift in prop::bool::ANY) {
+            let mut m = Map::with_shift_max(colliding_hash, if shift { usize::MAX } else { 0 });
+            for op in &ops {
+                match *op {
+                    Op::Put(k, v) => m.put(k, v),
+                    Op::Remove(k) => m.remove(k),
+                    Op::Clear => m.clear(),
+                    Op::Get(_) => {}
+                }
+            }
+            let before = m.order();
+            let (c, from) = m.t.compacted().unwrap();
+            let keys: Vec<u64> = from.iter().map(|&i| m.keys[i]).collect();
+            let vals: Vec<u64> = from.iter().map(|&i| m.vals[i]).collect();
+            let mut cm = Map { t: c, keys, vals, hash: m.hash };
+            prop_assert_eq!(cm.order(), before.clone());
+            cm.check_invariants();
+            let (max, sum) = cm.t.probe_lengths();
+            prop_assert!(max <= cm.t.len() && sum >= cm.t.len() && sum <= max * cm.t.len());
+            // New keys append after compaction.
+            cm.put(1000, 1);
+            prop_assert_eq!(cm.order().last().copied(), Some((1000, 1)));
+        }
+    }
+    // ---- end bulk (issue 10) ----
 }

@@ -1,0 +1,716 @@
+//! Whole loops in one call (issue 10): bulk and set operations, compaction
+//! and statistics.  Each function does what the Lisp loop it replaces does,
+//! in the same order, with the same errors; see the contract's "Bulk and set
+//! operations".
+//!
+//! - Sequences (lists or vectors) are read through one `vconcat`, results
+//!   built with `make-vector`/`vec_set` and, for lists, one `append`.
+//! - Where a table is only read, a built-in hash table is accepted: lookups
+//!   in it call `gethash`, and its entries are read in its iteration order
+//!   by `rhash--hash-table-vectors` (a `maphash` loop in rhash.el), or, for
+//!   the first table of a set operation, it is converted with
+//!   `rhash-from-hash-table` (both Lisp loops).
+//! - Where two rhash tables share a test, a key read from one is looked up
+//!   in the other with the hash cached in its entry (`Lookup::cached`):
+//!   nothing is hashed again, and a string is copied out only to confirm a
+//!   candidate.
+//! - Writes go through `Handle::put` or the same steps (`Handle::find`,
+//!   `Handle::insert_new`), one entry at a time, so that an exit (error,
+//!   throw, C-g) leaves the target holding exactly the entries put before
+//!   it.  New tables are built whole (`store::build`) and are only given to
+//!   Lisp at the end.
+//! - Loops poll for C-g every 4096 steps (`api::quit_requested`).
+
+use crate::api::{defuns, run};
+use crate::ffi::{Exit, Gref, LResult, Lx, RawFn};
+use crate::globals::g;
+use crate::error;
+use crate::keys::{Key, Lookup, Test};
+use crate::store::{self, int, quit_requested, Handle, Table};
+use crate::table::RawTable;
+use emacs::raw::{emacs_env, emacs_value};
+use once_cell::sync::OnceCell;
+use std::ffi::{c_void, CStr};
+
+/// Symbols and functions of the bulk operations, looked up at load time.
+struct Bulk {
+    cons: Gref,
+    vector: Gref,
+    listp: Gref,
+    f_hash_table_p: Gref,
+    f_gethash: Gref,
+    f_hash_table_count: Gref,
+    f_one_plus: Gref,
+    f_get: Gref,
+    f_car: Gref,
+    f_cdr: Gref,
+    f_float: Gref,
+    f_div: Gref,
+    hash_table_test: Gref,
+    f_snapshot: Gref,
+    f_from_hash_table: Gref,
+    invalid_test_msg: Gref,
+    length_msg: Gref,
+}
+
+static BULK: OnceCell<Bulk> = OnceCell::new();
+
+#[inline]
+fn b() -> &'static Bulk {
+    BULK.get().expect("rhash bulk globals are set at load time")
+}
+
+fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
+    let v = lx.intern(name)?;
+    lx.make_global_ref(v)
+}
+
+fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
+    let s = lx.make_string(text.to_bytes())?;
+    lx.make_global_ref(s)
+}
+
+defuns! {
+    c"rhash-get-many" (2, 3) get_many
+        c"Return the values of KEYS in TABLE, as a fresh sequence.\nKEYS is a list or a vector; the result has the same type and holds,\nin KEYS' order, each key's value, or DEFAULT (nil if omitted) where\nthe key is absent.  TABLE may also be a built-in hash table.\nLike mapping `rhash-get' over KEYS, in one call.\n\n(fn KEYS TABLE &optional DEFAULT)";
+    c"rhash-put-many" (3, 3) put_many
+        c"Put each key of KEYS into TABLE with the value at the same place in VALUES.\nKEYS and VALUES are lists or vectors of equal length (otherwise\nsignal `args-out-of-range' naming both lengths, leaving TABLE\nunchanged).  Same result as `rhash-put' of each pair in order.\nReturn TABLE.\n\n(fn KEYS VALUES TABLE)";
+    c"rhash-merge" (1, -2) merge
+        c"Put every entry of each of SOURCES into TABLE; return TABLE.\nEach source is read in its iteration order and its entries are put\nas by repeated `rhash-put': later sources win.  A source may be a\nbuilt-in hash table (read with `maphash').  Like `ht-update!'.\n\n(fn TABLE &rest SOURCES)";
+    c"rhash-merge-with" (2, -2) merge_with
+        c"Merge SOURCES into TABLE as `rhash-merge', combining clashing values.\nWhere TABLE already holds a key, its value becomes (FUNCTION OLD NEW),\nOLD being TABLE's value and NEW the source's.  Return TABLE.\nLike `map-merge-with'.\n\n(fn FUNCTION TABLE &rest SOURCES)";
+    c"rhash-union" (2, 2) union
+        c"Return a new rhash table with A's test holding the entries of A and B.\nA's entries come first, in A's order, then those of B whose keys A\nlacks, in B's order; where both hold a key, A's value is kept.  A and\nB may be built-in hash tables.\n\n(fn A B)";
+    c"rhash-intersection" (2, 2) intersection
+        c"Return a new rhash table with A's test holding A's entries whose keys B holds.\nThe entries keep A's order and values.  Keys are looked up with B's\ntest.  A and B may be built-in hash tables.\n\n(fn A B)";
+    c"rhash-difference" (2, 2) difference
+        c"Return a new rhash table with A's test holding A's entries whose keys B lacks.\nThe entries keep A's order and values.  Keys are looked up with B's\ntest.  A and B may be built-in hash tables.\n\n(fn A B)";
+    c"rhash-equal" (2, 3) equal
+        c"Return t if tables A and B hold the same keys with matching values.\nThat is: the same number of entries, every key of A present in B\n(under B's test), and (PREDICATE A-VALUE B-VALUE) non-nil for each\nkey, in A's order (PREDICATE defaults to `equal').  A and B may be\nbuilt-in hash tables.\n\n(fn A B &optional PREDICATE)";
+    c"rhash-tally-into" (2, 2) tally_into
+        c"Count the elements of SEQUENCE into TABLE; return TABLE.\nSEQUENCE is a list or a vector.  Each occurrence adds 1 to TABLE's\nvalue for the element, an absent key counting from 0, as\n(cl-incf (rhash-get ELT TABLE 0)) does; a value that is not a number\nsignals `wrong-type-argument'.\n\n(fn SEQUENCE TABLE)";
+    c"rhash-uniq" (1, 2) uniq
+        c"Return a fresh list of the distinct elements of SEQUENCE.\nSEQUENCE is a list or a vector.  The elements keep their first\noccurrences' order; two elements are the same under TEST: `eq',\n`eql', `equal' (the default) or a name given to\n`define-hash-table-test'.  Like `seq-uniq' and `delete-dups'.\n\n(fn SEQUENCE &optional TEST)";
+    c"rhash-compact" (1, 1) compact
+        c"Give back the memory of TABLE's removed entries; return TABLE.\nTABLE's capacity drops to what its entries need; the iteration order\nis kept, and the places of removed entries are forgotten (later new\nkeys are appended).  Tables never shrink otherwise (nor do built-in\nones).\n\n(fn TABLE)";
+    c"rhash-stats" (1, 1) stats
+        c"Return a plist describing TABLE's memory and probe lengths.\n:count entries, :capacity (as `rhash-size'), :slots entry places in\nuse or free, :vector-length of the storage vectors, :index-slots,\n:tombstones, :max-probe and :mean-probe (index slots a lookup of\na present key examines), and :bytes, the memory TABLE holds outside\nthe Lisp heap.\n\n(fn TABLE)";
+}
+
+/// Exported for `lib.rs`: look up the globals and define the functions.
+pub fn init(lx: Lx) -> LResult<()> {
+    let bulk = Bulk {
+        cons: sym(lx, c"cons")?,
+        vector: sym(lx, c"vector")?,
+        listp: sym(lx, c"listp")?,
+        f_hash_table_p: sym(lx, c"hash-table-p")?,
+        f_gethash: sym(lx, c"gethash")?,
+        f_hash_table_count: sym(lx, c"hash-table-count")?,
+        f_one_plus: sym(lx, c"1+")?,
+        f_get: sym(lx, c"get")?,
+        f_car: sym(lx, c"car")?,
+        f_cdr: sym(lx, c"cdr")?,
+        f_float: sym(lx, c"float")?,
+        f_div: sym(lx, c"/")?,
+        hash_table_test: sym(lx, c"hash-table-test")?,
+        f_snapshot: sym(lx, c"rhash--hash-table-vectors")?,
+        f_from_hash_table: sym(lx, c"rhash-from-hash-table")?,
+        invalid_test_msg: string(lx, c"Invalid hash table test")?,
+        length_msg: string(lx, c"KEYS and VALUES differ in length")?,
+    };
+    let _ = BULK.set(bulk);
+    export(lx)
+}
+
+// ---- Arguments ----
+
+fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
+    match lx.funcall(g().f_list.v(), items) {
+        Ok(data) => lx.signal(symbol, data),
+        Err(e) => e,
+    }
+}
+
+/// SEQ (a list or a vector) as a vector, and whether it was a list.  A list
+/// always gives a fresh vector; a vector is copied only when `fresh`.
+fn seq_vector(lx: Lx, seq: emacs_value, fresh: bool) -> LResult<(emacs_value, bool)> {
+    let gl = g();
+    let bl = b();
+    let is_list = if lx.eq(seq, gl.nil()) {
+        true
+    } else {
+        let ty = lx.type_of(seq)?;
+        if lx.eq(ty, bl.cons.v()) {
+            true
+        } else if lx.eq(ty, bl.vector.v()) {
+            false
+        } else {
+            return Err(signal(lx, gl.wrong_type_argument.v(), &[bl.listp.v(), seq]));
+        }
+    };
+    if is_list || fresh {
+        Ok((lx.funcall(gl.f_vconcat.v(), &[seq])?, is_list))
+    } else {
+        Ok((seq, false))
+    }
+}
+
+/// A table argument that is only read: an rhash table, or else a built-in
+/// hash table.
+#[derive(Clone, Copy)]
+enum Readable<'a> {
+    R(&'a Handle),
+    Builtin(emacs_value),
+}
+
+fn readable<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<Readable<'a>> {
+    if Handle::is_rhash(lx, v) {
+        return Ok(Readable::R(Handle::of(lx, v)?));
+    }
+    let r = lx.funcall(b().f_hash_table_p.v(), &[v])?;
+    if lx.is_not_nil(r) {
+        Ok(Readable::Builtin(v))
+    } else {
+        Err(error::wrong_type(lx, v))
+    }
+}
+
+/// An rhash table to read entries from and give its test to a result: a
+/// built-in hash table is converted (`rhash-from-hash-table`, a Lisp loop).
+fn rhash_of<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<&'a Handle> {
+    match readable(lx, v)? {
+        Readable::R(h) => Ok(h),
+        Readable::Builtin(ht) => {
+            let r = lx.funcall(b().f_from_hash_table.v(), &[ht])?;
+            // `r` is a local value of this call, so the table stays alive
+            // while we use the handle (see `Handle::of`).
+            Handle::of(lx, r)
+        }
+    }
+}
+
+/// The entries of a table being read, by entry number: an rhash table's
+/// entries (with their cached hashes), re-read at each step so that Lisp
+/// code run in between (user functions) may change the table, as in a
+/// `maphash`; or a built-in table's snapshot, `[KEYS VALS]` vectors.
+enum Entries<'a> {
+    R(&'a Handle),
+    Vecs(emacs_value, emacs_value, usize),
+}
+
+impl Entries<'_> {
+    fn of<'a>(lx: Lx, r: Readable<'a>) -> LResult<Entries<'a>> {
+        match r {
+            Readable::R(h) => Ok(Entries::R(h)),
+            Readable::Builtin(ht) => {
+                let kv = lx.funcall(b().f_snapshot.v(), &[ht])?;
+                let (k, v) = (lx.vec_get(kv, 0)?, lx.vec_get(kv, 1)?);
+                let n = lx.vec_size(k)?;
+                Ok(Entries::Vecs(k, v, n))
+            }
+        }
+    }
+
+    /// Upper bound of entry numbers (re-read after any Lisp call).
+    fn bound(&self, lx: Lx) -> LResult<usize> {
+        match self {
+            Entries::R(h) => Ok(h.read(lx, Table::extent)?.1),
+            Entries::Vecs(_, _, n) => Ok(*n),
+        }
+    }
+
+    /// Entry `i`: its key (with the cached hash, for an rhash table) and value.
+    fn get(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
+        match self {
+            Entries::R(h) => Ok(h.entry_at(lx, i)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::Vecs(k, v, _) => Ok(Some((lx.vec_get(*k, i)?, None, lx.vec_get(*v, i)?))),
+        }
+    }
+
+    fn test(&self) -> Option<&Test> {
+        match self {
+            Entries::R(h) => Some(h.test()),
+            Entries::Vecs(..) => None,
+        }
+    }
+}
+
+/// The lookup of KEY in `h`: the cached hash when `cached` was computed for
+/// the same test, else the key classified for `h`.  The caller holds busy.
+#[inline]
+fn lookup_for(lx: Lx, h: &Handle, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<Lookup> {
+    match cached {
+        Some(key) if same => Ok(Lookup::cached(key)),
+        _ => h.classify(lx, k),
+    }
+}
+
+fn same_test(lx: Lx, a: Option<&Test>, b: &Test) -> bool {
+    a.is_some_and(|a| a.hashes_like(lx, b))
+}
+
+// ---- Lookups ----
+
+fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let gl = g();
+    let default = a.get(2).copied().unwrap_or_else(|| gl.nil());
+    let table = readable(lx, a[1])?;
+    let (vec, as_list) = seq_vector(lx, a[0], false)?;
+    let n = lx.vec_size(vec)?;
+    // The values are gathered and handed to `list' or `vector' in one
+    // call (one env call per value fewer than `vec_set's).
+    let mut out = Vec::with_capacity(n);
+    match table {
+        Readable::R(h) => {
+            let _busy = h.busy();
+            for i in 0..n {
+                if quit_requested(lx, i) {
+                    return Ok(gl.nil());
+                }
+                let k = lx.vec_get(vec, i)?;
+                out.push(match h.lookup(lx, k)?.1 {
+                    Some(f) => h.value_at(lx, f.entry)?,
+                    None => default,
+                });
+            }
+        }
+        Readable::Builtin(ht) => {
+            let gethash = b().f_gethash.v();
+            for i in 0..n {
+                if quit_requested(lx, i) {
+                    return Ok(gl.nil());
+                }
+                let k = lx.vec_get(vec, i)?;
+                out.push(lx.funcall(gethash, &[k, ht, default])?);
+            }
+        }
+    }
+    let make = if as_list { gl.f_list.v() } else { b().vector.v() };
+    lx.funcall(make, &out)
+}
+
+fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let table = a[2];
+    let h = Handle::of(lx, table)?;
+    h.check_mutable(lx, table)?;
+    let (kv, _) = seq_vector(lx, a[0], false)?;
+    let (vv, _) = seq_vector(lx, a[1], false)?;
+    let (nk, nv) = (lx.vec_size(kv)?, lx.vec_size(vv)?);
+    if nk != nv {
+        let bl = b();
+        return Err(signal(lx, g().args_out_of_range.v(), &[bl.length_msg.v(), int(lx, nk)?, int(lx, nv)?]));
+    }
+    for i in 0..nk {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        let (k, v) = (lx.vec_get(kv, i)?, lx.vec_get(vv, i)?);
+        h.put(lx, table, k, v)?;
+    }
+    Ok(table)
+}
+
+// ---- Merging ----
+
+/// Put K -> V into `h`; with `f`, a present key's value becomes (F OLD V).
+/// `cached`: K's hash, when computed for `h`'s test.
+/// FUNCTION runs with the table free to change, and its result is put
+/// afresh (the key may have gone meanwhile), as the Lisp loop's `puthash`.
+fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Option<Key>, v: emacs_value, f: Option<emacs_value>) -> LResult<()> {
+    h.check_mutable(lx, table)?;
+    let busy = h.busy();
+    let mut l = lookup_for(lx, h, k, cached, true)?;
+    let Some(found) = h.find(lx, &mut l)? else {
+        return h.insert_new(lx, &l.key, v);
+    };
+    let Some(f) = f else {
+        return h.set_value(lx, found.entry, v);
+    };
+    let old = h.value_at(lx, found.entry)?;
+    drop(busy);
+    let new = lx.funcall(f, &[old, v])?;
+    h.check_mutable(lx, table)?;
+    let _busy = h.busy();
+    match h.find(lx, &mut l)? {
+        Some(found) => h.set_value(lx, found.entry, new),
+        None => h.insert_new(lx, &l.key, new),
+    }
+}
+
+fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<emacs_value>) -> LResult<emacs_value> {
+    let h = Handle::of(lx, table)?;
+    h.check_mutable(lx, table)?;
+    // Every source is checked before anything is put.
+    let mut readables = Vec::with_capacity(sources.len());
+    for &s in sources {
+        readables.push(readable(lx, s)?);
+    }
+    let id = h.test();
+    let mut step = 0usize;
+    for r in readables {
+        let src = Entries::of(lx, r)?;
+        let same = same_test(lx, src.test(), id);
+        let mut i = 0;
+        while i < src.bound(lx)? {
+            step += 1;
+            if quit_requested(lx, step) {
+                return Ok(g().nil());
+            }
+            if let Some((k, cached, v)) = src.get(lx, i)? {
+                merge_one(lx, h, table, k, cached.filter(|_| same), v, f)?;
+            }
+            i += 1;
+        }
+    }
+    Ok(table)
+}
+
+fn merge(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    merge_into(lx, a[0], &a[1..], None)
+}
+
+fn merge_with(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    merge_into(lx, a[1], &a[2..], Some(a[0]))
+}
+
+// ---- Set operations ----
+
+/// Where B's keys are looked up: an rhash table or a built-in one.
+struct Member<'a> {
+    b: Readable<'a>,
+    id: Option<&'a Test>,
+}
+
+impl<'a> Member<'a> {
+    fn new(lx: Lx, b: Readable<'a>) -> LResult<Self> {
+        let _ = lx;
+        let id = match b {
+            Readable::R(h) => Some(h.test()),
+            Readable::Builtin(_) => None,
+        };
+        Ok(Member { b, id })
+    }
+
+    /// Whether the key's table shares B's test (so its cached hash serves).
+    fn same(&self, lx: Lx, other: Option<&Test>) -> bool {
+        self.id.is_some_and(|id| same_test(lx, other, id))
+    }
+
+    /// B's value for K, if B holds K.
+    fn value(&self, lx: Lx, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<Option<emacs_value>> {
+        match self.b {
+            Readable::R(h) => {
+                let _busy = h.busy();
+                let mut l = lookup_for(lx, h, k, cached, same)?;
+                match h.find(lx, &mut l)? {
+                    Some(f) => Ok(Some(h.value_at(lx, f.entry)?)),
+                    None => Ok(None),
+                }
+            }
+            Readable::Builtin(ht) => {
+                let hole = g().hole.v();
+                let v = lx.funcall(b().f_gethash.v(), &[k, ht, hole])?;
+                Ok(if lx.eq(v, hole) { None } else { Some(v) })
+            }
+        }
+    }
+
+    fn contains(&self, lx: Lx, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<bool> {
+        Ok(self.value(lx, k, cached, same)?.is_some())
+    }
+}
+
+/// Entries of a new table, gathered before it is built.
+#[derive(Default)]
+struct Gathered {
+    keys: Vec<emacs_value>,
+    vals: Vec<emacs_value>,
+    metas: Vec<Key>,
+}
+
+impl Gathered {
+    fn push(&mut self, key: Key, v: emacs_value) {
+        self.keys.push(key.v);
+        self.vals.push(v);
+        self.metas.push(key);
+    }
+
+    fn raw(&self, lx: Lx, room: usize) -> LResult<RawTable> {
+        let mut raw = RawTable::with_capacity(room).map_err(|_| error::memory(lx))?;
+        for k in &self.metas {
+            raw.insert(k.meta, k.payload).map_err(|_| error::memory(lx))?;
+        }
+        Ok(raw)
+    }
+}
+
+/// `rhash-intersection` (keep = true) and `rhash-difference` (false).
+fn filter(lx: Lx, a: &[emacs_value], keep: bool) -> LResult<emacs_value> {
+    let ha = rhash_of(lx, a[0])?;
+    let member = Member::new(lx, readable(lx, a[1])?)?;
+    // A cannot change while its keys are looked up in B, so the gathered
+    // entries stay valid (a user function that tries gets an error).
+    let _busy = ha.busy();
+    let same = member.same(lx, Some(ha.test()));
+    let (live, slots) = ha.read(lx, Table::extent)?;
+    let mut out = Gathered::default();
+    for i in 0..slots {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        let Some((key, v)) = ha.entry_at(lx, i)? else { continue };
+        if member.contains(lx, key.v, Some(key), same)? == keep {
+            out.push(key, v);
+        }
+    }
+    debug_assert!(out.keys.len() <= live);
+    let raw = out.raw(lx, out.keys.len())?;
+    store::build(lx, ha.test().try_clone(lx)?, raw, &out.keys, &out.vals, 0)
+}
+
+fn intersection(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    filter(lx, a, true)
+}
+
+fn difference(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    filter(lx, a, false)
+}
+
+fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let ha = rhash_of(lx, a[0])?;
+    let rb = readable(lx, a[1])?;
+    let _busy_a = ha.busy();
+    let _busy_b = match rb {
+        Readable::R(h) => Some(h.busy()),
+        Readable::Builtin(_) => None,
+    };
+    let ida = ha.test();
+    let (_, slots) = ha.read(lx, Table::extent)?;
+    let mut out = Gathered::default();
+    for i in 0..slots {
+        if let Some((key, v)) = ha.entry_at(lx, i)? {
+            out.push(key, v);
+        }
+    }
+    let na = out.keys.len();
+    // B's entries whose keys A lacks, each keyed for A's test.
+    let src = Entries::of(lx, rb)?;
+    let same = same_test(lx, src.test(), ida);
+    let mut extra = Gathered::default();
+    for i in 0..src.bound(lx)? {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        let Some((k, cached, v)) = src.get(lx, i)? else { continue };
+        let mut l = lookup_for(lx, ha, k, cached, same)?;
+        if ha.find(lx, &mut l)?.is_none() {
+            extra.push(l.key, v);
+        }
+    }
+    let test = ha.test().try_clone(lx)?;
+    if same {
+        // B's keys are distinct under A's test: append them as they are.
+        out.keys.extend_from_slice(&extra.keys);
+        out.vals.extend_from_slice(&extra.vals);
+        out.metas.extend_from_slice(&extra.metas);
+        let raw = out.raw(lx, out.keys.len())?;
+        return store::build(lx, test, raw, &out.keys, &out.vals, 0);
+    }
+    // Under another test two of B's keys may be one key of A's test: the
+    // later one replaces the value, as repeated puts would.
+    let raw = out.raw(lx, na + extra.keys.len())?;
+    let result = store::build(lx, test, raw, &out.keys, &out.vals, na + extra.keys.len())?;
+    let hr = Handle::of(lx, result)?;
+    let _busy_r = hr.busy();
+    for (i, (&key, &v)) in extra.metas.iter().zip(&extra.vals).enumerate() {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        let mut l = Lookup::cached(key);
+        match hr.find(lx, &mut l)? {
+            Some(f) => hr.set_value(lx, f.entry, v)?,
+            None => hr.insert_new(lx, &key, v)?,
+        }
+    }
+    Ok(result)
+}
+
+/// The number of entries of a readable table.
+fn count_of(lx: Lx, r: Readable<'_>) -> LResult<usize> {
+    match r {
+        Readable::R(h) => Ok(h.read(lx, Table::extent)?.0),
+        Readable::Builtin(ht) => {
+            let n = lx.funcall(b().f_hash_table_count.v(), &[ht])?;
+            Ok(usize::try_from(lx.extract_integer(n)?).unwrap_or(0))
+        }
+    }
+}
+
+fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let gl = g();
+    let ra = readable(lx, a[0])?;
+    let member = Member::new(lx, readable(lx, a[1])?)?;
+    let pred = a.get(2).copied().filter(|&p| lx.is_not_nil(p));
+    // `equal' holds for `eq' values: only other pairs need the call.
+    let default_pred = pred.is_none_or(|p| lx.eq(p, gl.f_equal.v()));
+    let pred = pred.unwrap_or_else(|| gl.f_equal.v());
+    if count_of(lx, ra)? != count_of(lx, member.b)? {
+        return Ok(gl.nil());
+    }
+    let src = Entries::of(lx, ra)?;
+    let same = member.same(lx, src.test());
+    let mut i = 0;
+    while i < src.bound(lx)? {
+        if quit_requested(lx, i) {
+            return Ok(gl.nil());
+        }
+        if let Some((k, cached, va)) = src.get(lx, i)? {
+            let Some(vb) = member.value(lx, k, cached, same)? else { return Ok(gl.nil()) };
+            if !(default_pred && lx.eq(va, vb)) {
+                let r = lx.funcall(pred, &[va, vb])?;
+                if !lx.is_not_nil(r) {
+                    return Ok(gl.nil());
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(gl.t.v())
+}
+
+// ---- Counting and duplicates ----
+
+/// OLD + 1, as `1+` (which signals for a non-number).
+#[inline]
+fn incremented(lx: Lx, old: emacs_value) -> LResult<emacs_value> {
+    match lx.integer_i64(old) {
+        Some(i) if i < i64::MAX => lx.make_integer(i + 1),
+        _ => lx.funcall(b().f_one_plus.v(), &[old]),
+    }
+}
+
+fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let table = a[1];
+    let h = Handle::of(lx, table)?;
+    h.check_mutable(lx, table)?;
+    let (vec, _) = seq_vector(lx, a[0], false)?;
+    let n = lx.vec_size(vec)?;
+    let one = lx.make_integer(1)?;
+    let _busy = h.busy();
+    for i in 0..n {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        let k = lx.vec_get(vec, i)?;
+        match h.lookup(lx, k)? {
+            (_, Some(f)) => {
+                let old = h.value_at(lx, f.entry)?;
+                let new = incremented(lx, old)?;
+                h.set_value(lx, f.entry, new)?;
+            }
+            (key, None) => h.insert_new(lx, &key, one)?,
+        }
+    }
+    Ok(table)
+}
+
+/// The test named NAME, as `rhash-make' resolves it (default `equal').
+fn test_named(lx: Lx, name: Option<emacs_value>) -> LResult<Test> {
+    let gl = g();
+    let Some(name) = name.filter(|&n| lx.is_not_nil(n)) else {
+        return Ok(Test::Equal);
+    };
+    if [gl.eq.v(), gl.eql.v(), gl.equal.v()].into_iter().any(|t| lx.eq(name, t)) {
+        return Test::new(lx, name, gl.nil(), gl.nil());
+    }
+    let bl = b();
+    let invalid = || signal(lx, gl.error.v(), &[bl.invalid_test_msg.v(), name]);
+    // `get' signals for a non-symbol, as `make-hash-table' would not: check.
+    let ty = lx.type_of(name)?;
+    if !lx.eq(ty, gl.symbol.v()) {
+        return Err(invalid());
+    }
+    // As `rhash-make': the property must be (CMP HASH ...).
+    let prop = lx.funcall(bl.f_get.v(), &[name, bl.hash_table_test.v()])?;
+    let consp = |v: emacs_value| -> LResult<bool> { Ok(lx.eq(lx.type_of(v)?, bl.cons.v())) };
+    if !consp(prop)? {
+        return Err(invalid());
+    }
+    let rest = lx.funcall(bl.f_cdr.v(), &[prop])?;
+    if !consp(rest)? {
+        return Err(invalid());
+    }
+    let cmp = lx.funcall(bl.f_car.v(), &[prop])?;
+    let hash = lx.funcall(bl.f_car.v(), &[rest])?;
+    Test::new(lx, name, cmp, hash)
+}
+
+fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let gl = g();
+    let test = test_named(lx, a.get(1).copied())?;
+    let (vec, _) = seq_vector(lx, a[0], true)?;
+    let n = lx.vec_size(vec)?;
+    if n == 0 {
+        return Ok(gl.nil());
+    }
+    let h = Handle::scratch(test).map_err(|_| error::memory(lx))?;
+    let mut raw = RawTable::with_capacity(n.min(1 << 16)).map_err(|_| error::memory(lx))?;
+    // The distinct elements so far are vec[0..w], entry e of `raw` being
+    // vec[e]: the scratch table's keys are the input vector itself.
+    let mut w = 0;
+    let mut out = Vec::new();
+    for i in 0..n {
+        if quit_requested(lx, i) {
+            return Ok(gl.nil());
+        }
+        let k = lx.vec_get(vec, i)?;
+        let mut l = h.classify(lx, k)?;
+        if h.find_in(lx, &mut l, &raw, vec)?.is_none() {
+            let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
+            debug_assert_eq!(e, w);
+            if e != i {
+                lx.vec_set(vec, e, k)?;
+            }
+            out.push(k);
+            w += 1;
+        }
+    }
+    debug_assert_eq!(out.len(), w);
+    // The distinct elements, as a list made in one call.
+    lx.funcall(gl.f_list.v(), &out)
+}
+
+// ---- Memory ----
+
+fn compact(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    h.check_mutable(lx, a[0])?;
+    h.compact(lx)?;
+    Ok(a[0])
+}
+
+fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let s = h.read(lx, Table::bulk_stats)?;
+    let bl = b();
+    // (/ (float SUM) (max COUNT 1)), without a float constructor in `Lx`.
+    let sum = lx.funcall(bl.f_float.v(), &[int(lx, s.probe_sum)?])?;
+    let mean = lx.funcall(bl.f_div.v(), &[sum, int(lx, s.count.max(1))?])?;
+    let items: [(&CStr, emacs_value); 9] = [
+        (c":count", int(lx, s.count)?),
+        (c":capacity", int(lx, s.capacity)?),
+        (c":slots", int(lx, s.slots)?),
+        (c":vector-length", int(lx, s.vector_length)?),
+        (c":index-slots", int(lx, s.index_slots)?),
+        (c":tombstones", int(lx, s.tombstones)?),
+        (c":max-probe", int(lx, s.max_probe)?),
+        (c":mean-probe", mean),
+        (c":bytes", int(lx, s.bytes)?),
+    ];
+    let mut plist = Vec::with_capacity(2 * items.len());
+    for (k, v) in items {
+        plist.push(lx.intern(k)?);
+        plist.push(v);
+    }
+    lx.funcall(g().f_list.v(), &plist)
+}
