@@ -58,6 +58,8 @@
 (require 'subr-x)
 (require 'rhash)
 
+(declare-function rhash-module-info "rhash-module" ())
+
 (defconst bench--file (or load-file-name buffer-file-name)
   "This file, loaded again by the memory-measuring child processes.")
 
@@ -839,8 +841,12 @@ that pays for a cold CPU and cold caches."
     (when (and nop (file-exists-p nop))
       (module-load nop)))
   (let ((native (bench--native-p)))
-    (bench--print "\n### Emacs %s, %s callers\n" emacs-version
-                  (if native "native-compiled" "byte-compiled"))
+    (bench--print "\n### Emacs %s, %s callers, rhash on the %s\n" emacs-version
+                  (if native "native-compiled" "byte-compiled")
+                  (if (plist-get (rhash-module-info) :direct)
+                      "direct path"
+                    (format "official path (%s)"
+                            (plist-get (rhash-module-info) :direct-reason))))
     (bench--print "%s; rounds %d, >= %d ops per timed sample, sizes %s, GC before each timed loop."
                   (format-time-string "%Y-%m-%d") bench-rounds bench-min-ops
                   (mapconcat #'number-to-string bench-sizes " ")))

@@ -12,6 +12,10 @@
 # If a C compiler and emacs-module.h are found, an empty C module is built
 # too, to measure the bare module-call floor (`bench-nop1').
 #
+# Then the main and set-operation rows again on the official path
+# (RHASH_NO_DIRECT=1; RHASH_BENCH_OFFICIAL=0 skips it,
+# RHASH_BENCH_OFFICIAL_SECTIONS and RHASH_BENCH_OFFICIAL_SIZES choose).
+#
 # If the Emacs has native compilation and RHASH_BENCH_NATIVE is not 0, a
 # second process runs the call floor and the get/put rows with bench.el
 # native-compiled (RHASH_BENCH_NATIVE_KEYS, RHASH_BENCH_NATIVE_SIZES and
@@ -253,6 +257,14 @@ export RHASH_BENCH_EMACS
 "$EMACS" -Q --batch -L "$tmp" --eval '(setq byte-compile-warnings (quote (not obsolete)))' \
   -f batch-byte-compile "$tmp/rhash.el" "$tmp/bench.el" >&2
 "$EMACS" -Q --batch -L "$tmp" -l "$tmp/bench.elc" -f bench-main
+# The same operations on the official path (RHASH_NO_DIRECT=1), for the
+# side-by-side comparison: main and set-operation rows only, unless told.
+if [ "${RHASH_BENCH_OFFICIAL:-1}" != 0 ]; then
+  RHASH_NO_DIRECT=1 \
+  RHASH_BENCH_SECTIONS=${RHASH_BENCH_OFFICIAL_SECTIONS:-main setops} \
+  RHASH_BENCH_SIZES=${RHASH_BENCH_OFFICIAL_SIZES:-${RHASH_BENCH_SIZES:-1000 100000}} \
+    "$EMACS" -Q --batch -L "$tmp" -l "$tmp/bench.elc" -f bench-main
+fi
 
 if [ "${RHASH_BENCH_NATIVE:-1}" != 0 ] &&
    "$EMACS" -Q --batch --eval '(kill-emacs (if (and (fboundp (quote native-comp-available-p)) (native-comp-available-p)) 0 1))' 2>/dev/null; then
