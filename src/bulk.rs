@@ -26,7 +26,7 @@ use crate::ffi::{Exit, Gref, LResult, Lx, RawFn};
 use crate::globals::g;
 use crate::error;
 use crate::keys::{Key, Lookup, Test};
-use crate::store::{self, int, quit_requested, Handle, Table};
+use crate::store::{self, int, quit_requested, Handle, Slots, Table};
 use crate::table::RawTable;
 use emacs::raw::{emacs_env, emacs_value};
 use once_cell::sync::OnceCell;
@@ -194,18 +194,19 @@ fn rhash_of<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<&'a Handle> {
 /// code run in between (user functions) may change the table, as in a
 /// `maphash`; or a built-in table's snapshot, `[KEYS VALS]` vectors.
 enum Entries<'a> {
-    R(&'a Handle),
-    Vecs(emacs_value, emacs_value, usize),
+    /// The table, and two local value boxes for its entries (direct path).
+    R(&'a Handle, [emacs_value; 2]),
+    Vecs(Slots, Slots, usize),
 }
 
 impl Entries<'_> {
     fn of<'a>(lx: Lx, r: Readable<'a>) -> LResult<Entries<'a>> {
         match r {
-            Readable::R(h) => Ok(Entries::R(h)),
+            Readable::R(h) => Ok(Entries::R(h, [lx.make_integer(0)?, lx.make_integer(0)?])),
             Readable::Builtin(ht) => {
                 let kv = lx.funcall(b().f_snapshot.v(), &[ht])?;
-                let (k, v) = (lx.vec_get(kv, 0)?, lx.vec_get(kv, 1)?);
-                let n = lx.vec_size(k)?;
+                let (k, v) = (Slots::new(lx, lx.vec_get(kv, 0)?)?, Slots::new(lx, lx.vec_get(kv, 1)?)?);
+                let n = k.len().min(v.len());
                 Ok(Entries::Vecs(k, v, n))
             }
         }
@@ -214,22 +215,32 @@ impl Entries<'_> {
     /// Upper bound of entry numbers (re-read after any Lisp call).
     fn bound(&self, lx: Lx) -> LResult<usize> {
         match self {
-            Entries::R(h) => Ok(h.read(lx, Table::extent)?.1),
+            Entries::R(h, _) => Ok(h.read(lx, Table::extent)?.1),
             Entries::Vecs(_, _, n) => Ok(*n),
         }
     }
 
-    /// Entry `i`: its key (with the cached hash, for an rhash table) and value.
+    /// Entry `i`: its key (with the cached hash, for an rhash table) and
+    /// value, valid until the next `get`.
     fn get(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
         match self {
-            Entries::R(h) => Ok(h.entry_at(lx, i)?.map(|(k, v)| (k.v, Some(k), v))),
-            Entries::Vecs(k, v, _) => Ok(Some((lx.vec_get(*k, i)?, None, lx.vec_get(*v, i)?))),
+            Entries::R(h, boxes) => Ok(h.entry_into(lx, i, *boxes)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::Vecs(k, v, _) => Ok(Some((k.at(lx, i)?, None, v.at(lx, i)?))),
+        }
+    }
+
+    /// As `get`, with values that stay valid for the whole call (fresh
+    /// values from the official API), for callers that keep them.
+    fn get_owned(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
+        match self {
+            Entries::R(h, _) => Ok(h.entry_at(lx, i)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::Vecs(k, v, _) => Ok(Some((lx.vec_get(k.value(), i)?, None, lx.vec_get(v.value(), i)?))),
         }
     }
 
     fn test(&self) -> Option<&Test> {
         match self {
-            Entries::R(h) => Some(h.test()),
+            Entries::R(h, _) => Some(h.test()),
             Entries::Vecs(..) => None,
         }
     }
@@ -256,22 +267,21 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let default = a.get(2).copied().unwrap_or_else(|| gl.nil());
     let table = readable(lx, a[1])?;
     let (vec, as_list) = seq_vector(lx, a[0], false)?;
-    let n = lx.vec_size(vec)?;
-    // The values are gathered and handed to `list' or `vector' in one
-    // call (one env call per value fewer than `vec_set's).
-    let mut out = Vec::with_capacity(n);
+    let keys = Slots::new(lx, vec)?;
+    let n = keys.len();
+    // The result is filled in place: a fresh vector of DEFAULTs.
+    let out = lx.funcall(gl.f_make_vector.v(), &[int(lx, n)?, default])?;
+    let out = Slots::new(lx, out)?;
     match table {
         Readable::R(h) => {
-            let _busy = h.busy();
             for i in 0..n {
                 if quit_requested(lx, i) {
                     return Ok(gl.nil());
                 }
-                let k = lx.vec_get(vec, i)?;
-                out.push(match h.lookup(lx, k)?.1 {
-                    Some(f) => h.value_at(lx, f.entry)?,
-                    None => default,
-                });
+                let k = keys.at(lx, i)?;
+                if let Some(f) = h.lookup_quick(lx, k)? {
+                    h.value_into(lx, f.entry, &out, i)?;
+                }
             }
         }
         Readable::Builtin(ht) => {
@@ -280,13 +290,17 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                 if quit_requested(lx, i) {
                     return Ok(gl.nil());
                 }
-                let k = lx.vec_get(vec, i)?;
-                out.push(lx.funcall(gethash, &[k, ht, default])?);
+                let k = keys.at(lx, i)?;
+                let v = lx.funcall(gethash, &[k, ht, default])?;
+                out.set(lx, i, v)?;
             }
         }
     }
-    let make = if as_list { gl.f_list.v() } else { b().vector.v() };
-    lx.funcall(make, &out)
+    if as_list {
+        lx.funcall(gl.f_append.v(), &[out.value(), gl.nil()])
+    } else {
+        Ok(out.value())
+    }
 }
 
 fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -295,7 +309,8 @@ fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     h.check_mutable(lx, table)?;
     let (kv, _) = seq_vector(lx, a[0], false)?;
     let (vv, _) = seq_vector(lx, a[1], false)?;
-    let (nk, nv) = (lx.vec_size(kv)?, lx.vec_size(vv)?);
+    let (keys, vals) = (Slots::new(lx, kv)?, Slots::new(lx, vv)?);
+    let (nk, nv) = (keys.len(), vals.len());
     if nk != nv {
         let bl = b();
         return Err(signal(lx, g().args_out_of_range.v(), &[bl.length_msg.v(), int(lx, nk)?, int(lx, nv)?]));
@@ -304,7 +319,7 @@ fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
-        let (k, v) = (lx.vec_get(kv, i)?, lx.vec_get(vv, i)?);
+        let (k, v) = (keys.at(lx, i)?, vals.at(lx, i)?);
         h.put(lx, table, k, v)?;
     }
     Ok(table)
@@ -501,7 +516,8 @@ fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
-        let Some((k, cached, v)) = src.get(lx, i)? else { continue };
+        // `extra` keeps the values: owned ones, not `get`'s reused boxes.
+        let Some((k, cached, v)) = src.get_owned(lx, i)? else { continue };
         let mut l = lookup_for(lx, ha, k, cached, same)?;
         if ha.find(lx, &mut l)?.is_none() {
             extra.push(l.key, v);
@@ -594,14 +610,17 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, table)?;
     h.check_mutable(lx, table)?;
     let (vec, _) = seq_vector(lx, a[0], false)?;
-    let n = lx.vec_size(vec)?;
+    let elems = Slots::new(lx, vec)?;
     let one = lx.make_integer(1)?;
-    let _busy = h.busy();
-    for i in 0..n {
+    for i in 0..elems.len() {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
-        let k = lx.vec_get(vec, i)?;
+        let k = elems.at(lx, i)?;
+        if h.tally_quick(k) {
+            continue;
+        }
+        let _busy = h.busy();
         match h.lookup(lx, k)? {
             (_, Some(f)) => {
                 let old = h.value_at(lx, f.entry)?;
@@ -649,35 +668,34 @@ fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let test = test_named(lx, a.get(1).copied())?;
     let (vec, _) = seq_vector(lx, a[0], true)?;
-    let n = lx.vec_size(vec)?;
+    let elems = Slots::new(lx, vec)?;
+    let n = elems.len();
     if n == 0 {
         return Ok(gl.nil());
     }
     let h = Handle::scratch(test).map_err(|_| error::memory(lx))?;
     let mut raw = RawTable::with_capacity(n.min(1 << 16)).map_err(|_| error::memory(lx))?;
     // The distinct elements so far are vec[0..w], entry e of `raw` being
-    // vec[e]: the scratch table's keys are the input vector itself.
+    // vec[e]: the scratch table's keys are the (fresh) input vector itself.
     let mut w = 0;
-    let mut out = Vec::new();
     for i in 0..n {
         if quit_requested(lx, i) {
             return Ok(gl.nil());
         }
-        let k = lx.vec_get(vec, i)?;
+        let k = elems.at(lx, i)?;
         let mut l = h.classify(lx, k)?;
         if h.find_in(lx, &mut l, &raw, vec)?.is_none() {
             let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
             debug_assert_eq!(e, w);
             if e != i {
-                lx.vec_set(vec, e, k)?;
+                elems.set(lx, e, k)?;
             }
-            out.push(k);
             w += 1;
         }
     }
-    debug_assert_eq!(out.len(), w);
-    // The distinct elements, as a list made in one call.
-    lx.funcall(gl.f_list.v(), &out)
+    // The distinct elements, vec[0..w], as a fresh list.
+    let part = if w == n { vec } else { lx.funcall(gl.f_substring.v(), &[vec, int(lx, 0)?, int(lx, w)?])? };
+    lx.funcall(gl.f_append.v(), &[part, gl.nil()])
 }
 
 // ---- Memory ----

@@ -111,6 +111,13 @@ pub unsafe fn set_box(v: emacs_value, o: Obj) {
     unsafe { *(v as *mut u64) = o.0 }
 }
 
+/// The fixnum `i` (which must be in the fixnum range).
+#[inline(always)]
+pub fn make_fixnum(i: i64) -> Obj {
+    debug_assert!((-(1 << 61)..(1 << 61)).contains(&i));
+    mkfix(i)
+}
+
 #[inline(always)]
 pub fn fixnum(o: Obj) -> Option<i64> {
     (o.0 & 3 == 2).then_some((o.0 as i64) >> 2)

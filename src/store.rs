@@ -377,6 +377,15 @@ impl Handle {
         }
     }
 
+    /// KEY's entry, if present (the quick step first, then `lookup`).
+    #[inline]
+    pub fn lookup_quick(&self, lx: Lx, key: emacs_value) -> LResult<Option<Found>> {
+        if let Some(found) = self.quick(key, |_, _, f| f) {
+            return Ok(found);
+        }
+        Ok(self.lookup(lx, key)?.1)
+    }
+
     /// Whether KEY is present.
     #[inline(always)]
     pub fn contains(&self, lx: Lx, key: emacs_value) -> LResult<bool> {
@@ -825,6 +834,30 @@ impl Handle {
         }
     }
 
+    /// As `entry_at`; on the direct path the key and value come in `boxes`,
+    /// two local value boxes of this call (rewritten: valid until the next
+    /// call with the same boxes).
+    pub fn entry_into(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<Option<(Key, emacs_value)>> {
+        let e = self.read(lx, |t| {
+            let e = t.raw.entry(i)?;
+            let s = t.storage.as_ref()?;
+            Some((e, s.kobj.zip(s.vobj)))
+        })?;
+        match e {
+            Some((e, Some((ko, vo)))) => {
+                // SAFETY: live vectors longer than the live entry number `i`;
+                // the boxes are local values of this call (check `return`).
+                unsafe {
+                    direct::set_box(boxes[0], direct::vref(ko, i));
+                    direct::set_box(boxes[1], direct::vref(vo, i));
+                }
+                Ok(Some((Key { v: boxes[0], meta: e.meta, payload: e.payload }, boxes[1])))
+            }
+            Some(_) => self.entry_at(lx, i),
+            None => Ok(None),
+        }
+    }
+
     /// The value of entry `i` (found under the same `busy`).
     pub fn value_at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
         match self.read(lx, |t| t.storage.as_ref().map(Storage::vals))? {
@@ -866,6 +899,105 @@ impl Handle {
             t.raw = raw;
             t.hint = 0;
         })
+    }
+}
+
+/// A vector the bulk loops read or fill element by element: directly on the
+/// direct path, through `vec_get`/`vec_set` otherwise.  `at` returns a value
+/// of the current call that is valid only until the next `at` (on the
+/// direct path it is one box, rewritten: check `return` covers local value
+/// boxes of the call as it does argument boxes, both being frame slots).
+pub struct Slots {
+    vec: emacs_value,
+    obj: Option<Obj>,
+    scratch: emacs_value,
+    len: usize,
+}
+
+impl Slots {
+    /// `vec` must be a plain vector (`make-vector`, `vconcat`, `vector`).
+    pub fn new(lx: Lx, vec: emacs_value) -> LResult<Slots> {
+        let len = lx.vec_size(vec)?;
+        let (obj, scratch) = match direct::layout() {
+            // SAFETY: direct path on; `vec` is a live value of this call.
+            Some(_) => (Some(unsafe { direct::obj(vec) }), lx.make_integer(0)?),
+            None => (None, g().nil()),
+        };
+        // A plain vector's slots are its words (check `vector`).
+        let obj = obj.filter(|&o| direct::plain_vector_len(o) == Some(len));
+        Ok(Slots { vec, obj, scratch, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn value(&self) -> emacs_value {
+        self.vec
+    }
+
+    /// Element `i` (< `len`), valid until the next `at`.
+    #[inline]
+    pub fn at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
+        match self.obj {
+            // SAFETY: a live plain vector of `len` slots; `scratch` is a
+            // local value box of this call.
+            Some(o) if i < self.len => unsafe {
+                direct::set_box(self.scratch, direct::vref(o, i));
+                Ok(self.scratch)
+            },
+            _ => lx.vec_get(self.vec, i),
+        }
+    }
+
+    /// Store `v` (a live value) at `i` (< `len`).
+    #[inline]
+    pub fn set(&self, lx: Lx, i: usize, v: emacs_value) -> LResult<()> {
+        match self.obj {
+            // SAFETY: as `at`; the vector keeps `v` (check `vector`).
+            Some(o) if i < self.len => unsafe {
+                direct::vset(o, i, direct::obj(v));
+                Ok(())
+            },
+            _ => lx.vec_set(self.vec, i, v),
+        }
+    }
+}
+
+impl Handle {
+    /// Copy the value of entry `entry` into slot `i` of `dst`.
+    #[inline]
+    pub fn value_into(&self, lx: Lx, entry: usize, dst: &Slots, i: usize) -> LResult<()> {
+        let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
+        match (s, dst.obj) {
+            // SAFETY: live vectors; `entry` is a live entry number and
+            // `i` < `dst.len` (checked).
+            (Some((_, Some(vo))), Some(d)) if i < dst.len => unsafe {
+                direct::vset(d, i, direct::vref(vo, entry));
+                Ok(())
+            },
+            (Some((vv, _)), _) => dst.set(lx, i, lx.vec_get(vv, entry)?),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// `(cl-incf (rhash-get KEY TABLE 0))`: the Lisp-free direct step when
+    /// the count is a fixnum and the vectors have room; `false` when the
+    /// caller must take the general steps.
+    #[inline]
+    pub fn tally_quick(&self, key: emacs_value) -> bool {
+        self.quick(key, |t, k, f| match f {
+            Some(f) => match t.value_obj(f.entry).and_then(direct::fixnum) {
+                Some(n) if n < (1 << 61) - 1 => {
+                    t.set_value_direct(f.entry, direct::make_fixnum(n + 1));
+                    true
+                }
+                _ => false,
+            },
+            // SAFETY: `key` is a live value of this call.
+            None => t.insert_direct(k, unsafe { direct::obj(key) }, direct::make_fixnum(1)),
+        })
+        .unwrap_or(false)
     }
 }
 
