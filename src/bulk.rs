@@ -274,7 +274,15 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let out = Slots::new(lx, out)?;
     match table {
         Readable::R(h) => {
-            for i in 0..n {
+            let mut i = 0;
+            while i < n {
+                // Lisp-free stretches in one step (direct path); the key
+                // that stops one (or every key, on the official path)
+                // takes the general lookup.
+                i = h.get_many_quick(lx, &keys, &out, i);
+                if i >= n {
+                    break;
+                }
                 if quit_requested(lx, i) {
                     return Ok(gl.nil());
                 }
@@ -282,6 +290,7 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                 if let Some(f) = h.lookup_quick(lx, k)? {
                     h.value_into(lx, f.entry, &out, i)?;
                 }
+                i += 1;
             }
         }
         Readable::Builtin(ht) => {
@@ -612,11 +621,18 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let (vec, _) = seq_vector(lx, a[0], false)?;
     let elems = Slots::new(lx, vec)?;
     let one = lx.make_integer(1)?;
-    for i in 0..elems.len() {
+    let mut i = 0;
+    while i < elems.len() {
+        // As in `get_many`: Lisp-free stretches first.
+        i = h.tally_many_quick(lx, &elems, i);
+        if i >= elems.len() {
+            break;
+        }
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         let k = elems.at(lx, i)?;
+        i += 1;
         if h.tally_quick(k) {
             continue;
         }

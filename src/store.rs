@@ -164,6 +164,23 @@ impl Table {
         true
     }
 
+    /// One count of `key` (object `ko`) found as `f`: a fixnum count goes up
+    /// by one, an absent key starts at 1 if the vectors have room; false
+    /// (nothing changed) otherwise.
+    #[inline(always)]
+    fn tally_step(&mut self, k: &Key, ko: Obj, f: Option<Found>) -> bool {
+        match f {
+            Some(f) => match self.value_obj(f.entry).and_then(direct::fixnum) {
+                Some(n) if n < (1 << 61) - 1 => {
+                    self.set_value_direct(f.entry, direct::make_fixnum(n + 1));
+                    true
+                }
+                _ => false,
+            },
+            None => self.insert_direct(k, ko, direct::make_fixnum(1)),
+        }
+    }
+
     /// Remove a found entry, on the direct path.
     #[inline(always)]
     fn remove_direct(&mut self, f: Found) {
@@ -981,23 +998,74 @@ impl Handle {
         }
     }
 
+    /// `rhash-get-many`'s loop on the direct path, in one borrow: for each
+    /// i from `from`, copy the value of `keys[i]` (if present) into
+    /// `out[i]`.  Stops at the first key that needs Lisp, or when C-g is
+    /// pending (polled every 4096 keys); returns where it stopped (`len`
+    /// when done).
+    pub fn get_many_quick(&self, lx: Lx, keys: &Slots, out: &Slots, from: usize) -> usize {
+        let (Some(l), Some(ko), Some(oo)) = (direct::layout(), keys.obj, out.obj) else { return from };
+        let plan = self.test.plan();
+        let Ok(t) = self.t.try_borrow() else { return from };
+        let n = keys.len.min(out.len);
+        for i in from..n {
+            if i > from && quit_requested(lx, i) {
+                return i;
+            }
+            // SAFETY: `i` < both lengths of live plain vectors; `scratch`
+            // is a local value box of this call (check `return`).
+            let key = unsafe {
+                direct::set_box(keys.scratch, direct::vref(ko, i));
+                keys.scratch
+            };
+            let Some(k) = keys::classify_quick(l, plan, key) else { return i };
+            match t.find_quick(l, &k) {
+                Some(Some(f)) => {
+                    if let Some(v) = t.value_obj(f.entry) {
+                        // SAFETY: as above; the value is live (in the table).
+                        unsafe { direct::vset(oo, i, v) };
+                    }
+                }
+                Some(None) => {}
+                None => return i,
+            }
+        }
+        n
+    }
+
+    /// `rhash-tally-into`'s loop on the direct path, in one borrow (as
+    /// `get_many_quick`): count `elems[i]` from `from` on while each step
+    /// is Lisp-free (`tally_step`); returns where it stopped.
+    pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize) -> usize {
+        let (Some(l), Some(eo)) = (direct::layout(), elems.obj) else { return from };
+        let plan = self.test.plan();
+        let Ok(mut t) = self.t.try_borrow_mut() else { return from };
+        for i in from..elems.len {
+            if i > from && quit_requested(lx, i) {
+                return i;
+            }
+            // SAFETY: as in `get_many_quick`.
+            let key = unsafe {
+                direct::set_box(elems.scratch, direct::vref(eo, i));
+                elems.scratch
+            };
+            let Some(k) = keys::classify_quick(l, plan, key) else { return i };
+            let Some(f) = t.find_quick(l, &k) else { return i };
+            // SAFETY: `key` holds a live element.
+            if !t.tally_step(&k, unsafe { direct::obj(key) }, f) {
+                return i;
+            }
+        }
+        elems.len
+    }
+
     /// `(cl-incf (rhash-get KEY TABLE 0))`: the Lisp-free direct step when
     /// the count is a fixnum and the vectors have room; `false` when the
     /// caller must take the general steps.
     #[inline]
     pub fn tally_quick(&self, key: emacs_value) -> bool {
-        self.quick(key, |t, k, f| match f {
-            Some(f) => match t.value_obj(f.entry).and_then(direct::fixnum) {
-                Some(n) if n < (1 << 61) - 1 => {
-                    t.set_value_direct(f.entry, direct::make_fixnum(n + 1));
-                    true
-                }
-                _ => false,
-            },
-            // SAFETY: `key` is a live value of this call.
-            None => t.insert_direct(k, unsafe { direct::obj(key) }, direct::make_fixnum(1)),
-        })
-        .unwrap_or(false)
+        // SAFETY: `key` is a live value of this call.
+        self.quick(key, |t, k, f| t.tally_step(k, unsafe { direct::obj(key) }, f)).unwrap_or(false)
     }
 }
 
