@@ -98,6 +98,10 @@ value after it wins; nil if there is none."
       (setq i (1+ i)))
     found))
 
+(defconst rhash--check-rehash-args
+  (condition-case nil (ignore (make-hash-table :rehash-size)) (error t))
+  "Non-nil if `make-hash-table' rejects bad rehash arguments (Emacs < 30).")
+
 (defun rhash-make (&rest keyword-args)
   "Create and return a new rhash table, like `make-hash-table'.
 
@@ -114,8 +118,9 @@ signals `rhash-unsupported' (the module API cannot make weak
 references).
 
 :rehash-size, :rehash-threshold and :purecopy are accepted and
-ignored, as in Emacs 30.  Bad arguments signal what
-`make-hash-table' signals.
+ignored, as in Emacs 30 (where `make-hash-table' checks the rehash
+arguments, as Emacs 28 does, they are checked the same way).  Bad
+arguments signal what `make-hash-table' signals.
 
 \(fn &rest KEYWORD-ARGS)"
   (let* ((args keyword-args)
@@ -134,6 +139,15 @@ ignored, as in Emacs 30.  Bad arguments signal what
     (cond ((null size) (setq size 0))
           ((not (and (fixnump size) (>= size 0)))
            (rhash--signal-error "Invalid hash table size" size)))
+    ;; Emacs 28 checks the obsolete rehash arguments (values, duplicates,
+    ;; a missing value); 30 ignores them.  Ask `make-hash-table' itself
+    ;; when they occur, with the size (valid here) set to 0.
+    ;; (It checks them before the weakness, as here.)
+    (when (and rhash--check-rehash-args
+               (or (memq :rehash-size args) (memq :rehash-threshold args)))
+      (let ((copy (copy-sequence args)))
+        (when i (setf (nth i copy) 0))
+        (ignore (apply #'make-hash-table copy))))
     (setq i (rhash--key-arg :weakness args used))
     (setq weakness (if i (nth i args) nil))
     (cond ((null weakness))

@@ -475,7 +475,6 @@ and `signal-hook-function' exactly what the built-in call shows."
 (ert-deftest rhash-interrupt-rehash-args-like-make-hash-table ()
   "`:rehash-size' and `:rehash-threshold' get what `make-hash-table'
 gives them on the running Emacs."
-  :expected-result (if (< emacs-major-version 30) :failed :passed) ; issue 13, item 9
   (dolist (args '((:rehash-size) (:rehash-size 1.5 :rehash-size 2.0) (:rehash-threshold)
                   (:rehash-size 0.5) (:rehash-threshold 2) (:rehash-size nil)
                   (:rehash-size 1.5 :rehash-threshold 0.8) (:size 10 :rehash-size)
