@@ -247,11 +247,20 @@ pub struct Lookup {
     sbuf: Vec<u8>,
 }
 
+/// Scratch buffers bigger than this are freed after use rather than kept
+/// for the next key: one huge key must not pin its size for good.
+const KEEP_SCRATCH: usize = 64 * 1024;
+
 impl Drop for Lookup {
     fn drop(&mut self) {
         if self.kbuf.capacity() > 0 || self.sbuf.capacity() > 0 {
-            let k = std::mem::take(&mut self.kbuf);
-            let s = std::mem::take(&mut self.sbuf);
+            let mut k = std::mem::take(&mut self.kbuf);
+            let mut s = std::mem::take(&mut self.sbuf);
+            for b in [&mut k, &mut s] {
+                if b.capacity() > KEEP_SCRATCH {
+                    *b = Vec::new();
+                }
+            }
             BUFS.with(|b| b.set((k, s)));
         }
     }

@@ -429,7 +429,6 @@ and `signal-hook-function' exactly what the built-in call shows."
 
 (ert-deftest rhash-interrupt-scratch-memory-shrinks ()
   "A huge string key leaves no scratch buffer of its size behind."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (skip-unless (and (rhash-interrupt--rss-mb) (not (getenv "RHASH_NO_RSS_CHECK"))))
   (garbage-collect)
   (let ((before (rhash-interrupt--rss-mb)))
