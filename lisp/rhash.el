@@ -72,6 +72,7 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 (declare-function rhash--flush-cache "rhash-module" ())
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
+(declare-function rhash--pairs "rhash-module" (table))
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -179,15 +180,20 @@ clearing the table ends the walk.  Like `maphash'."
   ;; Entry I lives in slot I of the storage vectors for its whole life, so
   ;; the walk goes by slot.  The cell is re-read after each call because
   ;; FUNCTION may make the table reallocate its vectors.
-  (let* ((cell (or (rhash--storage table) (cons [] [])))
-         (keys (car cell)) (vals (cdr cell)) (n (length keys))
+  ;;
+  ;; A key and its value are read by two `aref's in a row: compiled, no
+  ;; garbage collection (so no Lisp) can run between them.  Interpreted,
+  ;; one can, and a GC hook may free the slot meanwhile: so the marker is
+  ;; looked for in both (it is never a key or value of an entry).
+  (let* ((cell (or (rhash--storage table) (vector [] [])))
+         (keys (aref cell 0)) (vals (aref cell 1)) (n (length keys))
          (hole rhash--hole)
          (i 0))
     (while (< i n)
-      (let ((key (aref keys i)))
-        (unless (eq key hole)
-          (funcall function key (aref vals i))
-          (setq keys (car cell) vals (cdr cell) n (length keys))))
+      (let ((key (aref keys i)) (val (aref vals i)))
+        (unless (or (eq key hole) (eq val hole))
+          (funcall function key val)
+          (setq keys (aref cell 0) vals (aref cell 1) n (length keys))))
       (setq i (1+ i)))
     nil))
 
@@ -198,16 +204,17 @@ clearing the table ends the walk.  Like `maphash'."
 
 ;;;; Conversions
 
-;; `rhash-keys' and `rhash-values' build fresh lists with C primitives;
-;; relinking their cells costs a few byte-code operations per entry,
+;; `rhash--pairs' builds fresh key and value lists with C primitives,
+;; read at one instant; relinking their cells costs a few byte-code operations per entry,
 ;; much less than a `cons' called from the module for each.
 
 (defun rhash-to-plist (table)
   "Return TABLE's entries as a fresh plist (K1 V1 K2 V2 ...).
 The entries come in iteration order."
-  (let* ((keys (rhash-keys table))
+  (let* ((pairs (rhash--pairs table))
+         (keys (car pairs))
          (k keys)
-         (v (rhash-values table)))
+         (v (cdr pairs)))
     ;; Interleave the two fresh lists in place.
     (while k
       (let ((next-k (cdr k)) (next-v (cdr v)))
@@ -219,9 +226,10 @@ The entries come in iteration order."
 (defun rhash-to-alist (table)
   "Return TABLE's entries as a fresh alist ((K1 . V1) ...).
 The entries come in iteration order."
-  (let* ((keys (rhash-keys table))
+  (let* ((pairs (rhash--pairs table))
+         (keys (car pairs))
          (k keys)
-         (v (rhash-values table)))
+         (v (cdr pairs)))
     ;; Each value cell becomes the pair (KEY . VALUE), hung on its key cell.
     (while k
       (let ((next-v (cdr v)))

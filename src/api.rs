@@ -117,9 +117,11 @@ defuns! {
     c"rhash--adopt" (3, 3) adopt
         c"Internal bulk entry for the conversions: put KEYS[i] -> VALS[i]\ninto TABLE for each i in order, as repeated `rhash-put' would, and\nreturn TABLE.  KEYS and VALS are fresh vectors of one length that\nthe caller gives up: an empty new TABLE takes them as its storage.\n\n(fn TABLE KEYS VALS)";
     c"rhash--storage" (1, 1) storage
-        c"Internal: TABLE's (KEYS . VALS) vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole'.  The cell is\nupdated in place when the vectors are reallocated.  Read only.\n\n(fn TABLE)";
+        c"Internal: TABLE's [KEYS VALS] vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole' in both.  The\n2-slot vector is updated in place when the vectors are reallocated.\nRead only.\n\n(fn TABLE)";
+    c"rhash--pairs" (1, 1) pairs
+        c"Internal: (KEYS . VALUES) of TABLE, two fresh lists in iteration\norder read at one instant (a GC during the copy cannot pair a key\nwith another entry's value).\n\n(fn TABLE)";
     c"rhash--hole" (0, 0) hole
-        c"Internal: the marker stored in free slots of `rhash--storage'.\n\n(fn)";
+        c"Internal: the marker stored in free slots of `rhash--storage'.\nIt cannot be stored as a key or value (an error).\n\n(fn)";
     c"rhash--stats" (1, 1) stats
         c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
     c"rhash--flush-cache" (0, 0) flush_cache
@@ -162,7 +164,6 @@ fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 #[inline]
 fn lookup<'a>(lx: Lx, key: emacs_value, table: emacs_value) -> LResult<(&'a Handle, Option<store::Found>)> {
     let h = Handle::of(lx, table)?;
-    let _busy = h.busy();
     let mut l = store::classify(lx, h, key)?;
     let i = store::find(lx, h, &mut l)?;
     Ok((h, i))
@@ -183,18 +184,27 @@ fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 /// Put KEY → VALUE into the table behind `h` (already type-checked).
+/// `find`'s answer holds until Lisp runs again; an insertion whose vector
+/// allocation let Lisp change the table looks the key up again.
 fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
     h.check_mutable(lx, table)?;
-    let _busy = h.busy();
+    store::storable(lx, &[key, value])?;
     let mut l = store::classify(lx, h, key)?;
-    match store::find(lx, h, &mut l)? {
-        Some(f) => {
-            if let Some(vv) = h.read(lx, |t| t.vals_vec())? {
-                lx.vec_set(vv, f.entry, value)?;
+    loop {
+        match store::find(lx, h, &mut l)? {
+            Some(f) => {
+                if let Some(vv) = h.read(lx, |t| t.vals_vec())? {
+                    lx.vec_set(vv, f.entry, value)?;
+                }
+                h.touch();
+                return Ok(());
             }
-            Ok(())
+            None => {
+                if store::insert_new(lx, h, &l.key, value)? {
+                    return Ok(());
+                }
+            }
         }
-        None => store::insert_new(lx, h, &l.key, value),
     }
 }
 
@@ -226,6 +236,7 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     if lx.vec_size(vals)? != n {
         return Err(store::length_mismatch(lx, keys, vals));
     }
+    let g0 = h.gen();
     let fresh = h.read(lx, |t| t.vecs.is_none() && t.raw.slots() == 0)?;
     if !fresh || n == 0 {
         for i in 0..n {
@@ -238,7 +249,6 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         return Ok(table);
     }
     let mut raw = RawTable::with_capacity(n).map_err(|_| store::memory_error(lx))?;
-    let _busy = h.busy();
     // Entries 0..w are built, keys and values compacted into slots 0..w.
     let mut w = 0;
     for i in 0..n {
@@ -246,18 +256,16 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             return Ok(g().nil());
         }
         let k = lx.vec_get(keys, i)?;
+        let v = lx.vec_get(vals, i)?;
+        store::storable(lx, &[k, v])?;
         let mut l = store::classify(lx, h, k)?;
         match store::find_in(lx, h, &mut l, &raw, keys)? {
-            Some(f) => {
-                let v = lx.vec_get(vals, i)?;
-                lx.vec_set(vals, f.entry, v)?;
-            }
+            Some(f) => lx.vec_set(vals, f.entry, v)?,
             None => {
                 let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| store::memory_error(lx))?;
                 debug_assert_eq!(e, w);
                 if e != i {
                     lx.vec_set(keys, e, k)?;
-                    let v = lx.vec_get(vals, i)?;
                     lx.vec_set(vals, e, v)?;
                 }
                 w += 1;
@@ -269,20 +277,24 @@ fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         lx.vec_set(keys, j, hole)?;
         lx.vec_set(vals, j, hole)?;
     }
-    let vs = store::gref_pair(lx, keys, vals)?;
-    h.write(lx, |t| {
-        t.raw = raw;
-        t.vecs = Some(vs);
-        t.vlen = n;
-    })?;
-    store::set_cell(lx, h, keys, vals)?;
+    let cell = store::new_cell(lx)?;
+    // No Lisp runs from here on, unless Lisp run by a GC (in a hash or
+    // compare call, or just above) has put entries meanwhile: then the
+    // table is no longer empty, and the pairs go in as puts.
+    if h.gen() != g0 {
+        for j in 0..w {
+            let (k, v) = (lx.vec_get(keys, j)?, lx.vec_get(vals, j)?);
+            put_into(lx, h, table, k, v)?;
+        }
+        return Ok(table);
+    }
+    store::install(lx, h, [keys, vals], n, Some(cell), Some(raw))?;
     Ok(table)
 }
 
 fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[1])?;
     h.check_mutable(lx, a[1])?;
-    let _busy = h.busy();
     let mut l = store::classify(lx, h, a[0])?;
     if let Some(f) = store::find(lx, h, &mut l)? {
         store::remove_at(lx, h, f)?;
@@ -293,18 +305,23 @@ fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
     h.check_mutable(lx, a[0])?;
+    // Index and storage in one Lisp-free step (a `fillarray` call could
+    // quit, or fail near `max-lisp-eval-depth`, half-way; `clrhash` cannot).
     let vecs = h.write(lx, |t| {
         if t.raw.is_empty() {
             return None;
         }
+        let slots = t.raw.slots();
         t.raw.clear();
-        t.vectors()
+        t.vectors().map(|v| (v, slots))
     })?;
-    if let Some([kv, vv]) = vecs {
-        let _busy = h.busy();
-        let gl = g();
-        lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
-        lx.funcall(gl.f_fillarray.v(), &[vv, gl.hole.v()])?;
+    if let Some(([kv, vv], slots)) = vecs {
+        h.touch();
+        let hole = g().hole.v();
+        for i in 0..slots {
+            lx.vec_set(kv, i, hole)?;
+            lx.vec_set(vv, i, hole)?;
+        }
     }
     Ok(a[0])
 }
@@ -322,31 +339,25 @@ fn empty_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn copy(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
-    let gl = g();
-    let (raw, vecs, vlen, hint, kind, user) = h.read(lx, |t| {
-        (
-            t.raw.try_clone(),
-            t.vectors(),
-            t.vlen,
-            t.hint,
-            t.test.kind,
-            t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()]),
-        )
-    })?;
-    let raw = raw.map_err(|_| store::memory_error(lx))?;
-    let _busy = h.busy();
+    let (hint, kind, user) =
+        h.read(lx, |t| (t.hint, t.test.kind, t.test.user.as_ref().map(|u| [u[0].v(), u[1].v(), u[2].v()])))?;
     let user = match user {
         Some(u) => Some(store::gref_triple(lx, u)?),
         None => None,
     };
+    let cell = store::new_cell(lx)?;
+    // The storage as it is at one instant, and the index at that instant
+    // (no Lisp runs between the snapshot's end and the clone).
+    let snap = store::snapshot(lx, h, [true, true], true)?;
+    let raw = h.read(lx, |t| t.raw.try_clone())?.map_err(|_| store::memory_error(lx))?;
     let mut t = Table { raw, vecs: None, cell: None, vlen: 0, hint, test: Test { kind, user } };
-    if let Some(v) = vecs {
-        let k = lx.funcall(gl.f_copy_sequence.v(), &[v[0]])?;
-        let vv = lx.funcall(gl.f_copy_sequence.v(), &[v[1]])?;
-        t.vecs = Some(store::gref_pair(lx, k, vv)?);
-        t.vlen = vlen;
-        let cell = lx.funcall(gl.f_cons.v(), &[k, vv])?;
-        t.cell = Some(lx.make_global_ref(cell)?);
+    if let Some(s) = snap {
+        let [k, v, c] = store::gref_triple(lx, [s.cols[0], s.cols[1], cell])?;
+        t.vecs = Some([k, v]);
+        t.cell = Some(c);
+        t.vlen = s.len;
+        lx.vec_set(cell, 0, s.cols[0])?;
+        lx.vec_set(cell, 1, s.cols[1])?;
     }
     Handle::wrap(lx, t)
 }
@@ -368,31 +379,40 @@ fn weakness(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 /// The live keys (`which` = 0) or values (1) as a list, built by Emacs's own
-/// primitives: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
+/// primitives from a snapshot: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
 fn column(lx: Lx, table: emacs_value, which: usize) -> LResult<emacs_value> {
     let h = Handle::of(lx, table)?;
     let gl = g();
-    let (slots, live, vlen, vec) = h.read(lx, |t| {
-        (t.raw.slots(), t.raw.len(), t.vlen, t.vecs.as_ref().map(|v| v[which].v()))
-    })?;
-    let Some(vec) = vec else { return Ok(gl.nil()) };
+    let mut cols = [false; 2];
+    cols[which] = true;
+    let Some(s) = store::snapshot(lx, h, cols, false)? else { return Ok(gl.nil()) };
+    lisp_list(lx, s.cols[which], s.len, s.live)
+}
+
+/// The list of the non-hole elements of fresh vector VEC (LIVE of LEN).
+fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs_value> {
+    let gl = g();
     if live == 0 {
         return Ok(gl.nil());
     }
-    let _busy = h.busy();
-    let part = if slots == vlen {
-        vec
-    } else {
-        let zero = lx.make_integer(0)?;
-        let end = int(lx, slots)?;
-        lx.funcall(gl.f_substring.v(), &[vec, zero, end])?
-    };
-    let list = lx.funcall(gl.f_append.v(), &[part, gl.nil()])?;
-    if live == slots {
+    let list = lx.funcall(gl.f_append.v(), &[vec, gl.nil()])?;
+    if live == len {
         Ok(list)
     } else {
         lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
     }
+}
+
+/// `rhash--pairs`: (KEYS . VALUES), both lists read at one instant.
+fn pairs(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[0])?;
+    let gl = g();
+    let Some(s) = store::snapshot(lx, h, [true, true], false)? else {
+        return lx.funcall(gl.f_cons.v(), &[gl.nil(), gl.nil()]);
+    };
+    let k = lisp_list(lx, s.cols[0], s.len, s.live)?;
+    let v = lisp_list(lx, s.cols[1], s.len, s.live)?;
+    lx.funcall(gl.f_cons.v(), &[k, v])
 }
 
 fn keys(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

@@ -7,10 +7,15 @@
 //! two global references (measured in docs/design.md).
 //!
 //! Re-entrancy: no Rust borrow is ever held while Lisp code can run.  While an
-//! operation calls into Lisp (hash functions, predicates, vector allocation,
-//! which may run a GC and `post-gc-hook`), the table is marked busy, and any
-//! attempt to modify it in that window gets a Lisp error, as a built-in table
-//! does while its user test runs.  Reads stay allowed.
+//! operation calls a user test's hash or compare function the table is marked
+//! busy, and any attempt to modify it then gets a Lisp error, as a built-in
+//! table does while its user test runs; reads stay allowed.  Other Lisp that
+//! runs mid-operation (post-gc-hook and finalizers at a GC inside one of our
+//! calls) may modify the table, as with a built-in table: every modification
+//! bumps the handle's generation, and an operation that called Lisp re-checks
+//! the generation before it relies on what it read earlier (issue 13).  Each
+//! multi-step change allocates first and then switches in one Lisp-free step,
+//! so the table is consistent wherever Lisp can run.
 
 use crate::cache;
 use crate::ffi::{Exit, Gref, LResult, Lx};
@@ -32,9 +37,10 @@ pub struct Table {
     pub raw: RawTable,
     /// The key and value vectors (`None` until the first insertion).
     pub vecs: Option<[Gref; 2]>,
-    /// `(KEYS . VALS)`, the same vectors as a cons that Lisp code can read
-    /// (`rhash--storage`); updated whenever `vecs` changes.  Entry slots never
-    /// move, so `rhash-map` walks these vectors from byte-code.
+    /// `[KEYS VALS]`, the same vectors in a 2-slot vector that Lisp code can
+    /// read (`rhash--storage`); updated in place (`vec_set`, which runs no
+    /// Lisp) in the same step as `vecs`.  Entry slots never move, so
+    /// `rhash-map` walks these vectors from byte-code.
     pub cell: Option<Gref>,
     /// Length of both vectors (>= raw.slots()).
     pub vlen: usize,
@@ -87,6 +93,8 @@ pub fn gref_triple(lx: Lx, v: [emacs_value; 3]) -> LResult<[Gref; 3]> {
 pub struct Handle {
     pub t: RefCell<Table>,
     busy: Cell<u32>,
+    /// Bumped by every modification (entries, values, storage vectors).
+    gen: Cell<u32>,
     /// The kind of key this table has been getting (see `keys::Spec`).
     spec: keys::Spec,
 }
@@ -116,7 +124,7 @@ pub unsafe extern "C" fn finalize(p: *mut c_void) {
 impl Handle {
     /// Wrap a table into a new Lisp object.
     pub fn wrap(lx: Lx, table: Table) -> LResult<emacs_value> {
-        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0), spec: keys::Spec::default() });
+        let h = Box::new(Handle { t: RefCell::new(table), busy: Cell::new(0), gen: Cell::new(0), spec: keys::Spec::default() });
         let p = Box::into_raw(h);
         match lx.make_user_ptr(finalize, p as *mut c_void) {
             Ok(v) => Ok(v),
@@ -165,6 +173,18 @@ impl Handle {
                 false
             }
         }
+    }
+
+    /// The modification generation (see the module comment).
+    #[inline]
+    pub fn gen(&self) -> u32 {
+        self.gen.get()
+    }
+
+    /// Record a modification.
+    #[inline]
+    pub fn touch(&self) {
+        self.gen.set(self.gen.get().wrapping_add(1));
     }
 
     #[inline]
@@ -307,14 +327,17 @@ impl Table {
     }
 }
 
-/// Classify KEY for HANDLE's test.  May run Lisp (hash functions); the caller
-/// holds `busy`.
+/// Classify KEY for HANDLE's test.  May run Lisp (hash functions); a user
+/// hash function runs with the table busy.
 pub fn classify(lx: Lx, h: &Handle, key: emacs_value) -> LResult<Lookup> {
     let (kind, hash_fn) = h.read(lx, |t| (t.test.kind, t.test.user.as_ref().map(|u| u[2].v())))?;
     let (mut kbuf, sbuf) = if kind == TestKind::Equal { BUFS.with(|b| b.take()) } else { Default::default() };
     let key = match (kind, hash_fn) {
         (TestKind::User, Some(hf)) => {
-            let r = lx.funcall(hf, &[key])?;
+            let r = {
+                let _busy = h.busy();
+                lx.funcall(hf, &[key])?
+            };
             keys::classify_user_hash(lx, key, r)?
         }
         _ => keys::classify_builtin(lx, kind, key, &mut kbuf, &h.spec)?,
@@ -339,12 +362,25 @@ fn step(raw: &RawTable, probe: &mut Probe, kv: Option<emacs_value>) -> Step {
 }
 
 /// The entry holding a key equal to `l.key`, if any.  May run Lisp
-/// (predicates); the caller holds `busy`, so the table cannot change between
-/// probe steps, nor before it uses the result.
+/// (predicates; a GC inside them); if that Lisp changed the table, the probe
+/// starts over, so the result describes the table as it is on return (the
+/// caller uses it before running Lisp again).
 pub fn find(lx: Lx, h: &Handle, l: &mut Lookup) -> LResult<Option<Found>> {
-    let mut probe = h.read(lx, |t| t.raw.probe(l.key.meta))?;
-    // A fresh borrow per step: no borrow is held while a predicate runs.
-    find_by(lx, h, l, |lx| h.read(lx, |t| step(&t.raw, &mut probe, t.keys_vec())))
+    let meta = l.key.meta;
+    loop {
+        let g0 = h.gen();
+        let mut probe = h.read(lx, |t| t.raw.probe(meta))?;
+        // A fresh borrow per step: no borrow is held while a predicate runs.
+        let r = find_by(lx, h, l, |lx| {
+            if h.gen() != g0 {
+                return Ok(None);
+            }
+            h.read(lx, |t| step(&t.raw, &mut probe, t.keys_vec()))
+        })?;
+        if h.gen() == g0 {
+            return Ok(r);
+        }
+    }
 }
 
 /// `find` in a table being built outside the handle (`adopt`): its index
@@ -365,7 +401,9 @@ fn find_by(lx: Lx, h: &Handle, l: &mut Lookup, mut next: impl FnMut(Lx) -> LResu
                 if l.key.kind() == keys::STR {
                     keys::compare_str(lx, &l.key, &l.kbuf, stored, &mut l.sbuf)?
                 } else {
-                    let pred = h.read(lx, predicate)?;
+                    let (pred, user) = h.read(lx, |t| (predicate(t), t.test.kind == TestKind::User))?;
+                    // A user compare function runs with the table busy.
+                    let _busy = user.then(|| h.busy());
                     keys::compare_obj(lx, &l.key, stored, pred)?
                 }
             }
@@ -385,27 +423,49 @@ fn predicate(t: &Table) -> emacs_value {
     }
 }
 
-/// Insert a key known to be absent (found absent under the same `busy`).
-pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<()> {
-    let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
-    let slot = slot.map_err(|_| memory_error(lx))?;
-    ensure_vectors(lx, h, slot + 1)?;
-    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| memory_error(lx))?;
-    debug_assert_eq!(i, slot);
-    if let Some([kv, vv]) = h.read(lx, Table::vectors)? {
-        lx.vec_set(kv, i, key.v)?;
-        lx.vec_set(vv, i, value)?;
+/// Refuse the hole marker as a key or value: free slots are told apart by
+/// it, so it must never be an entry's (issue 13, item 4).  One `eq` each.
+#[inline]
+pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
+    let gl = g();
+    if objs.iter().any(|&o| lx.eq(o, gl.hole.v())) {
+        return Err(signal(lx, gl.error.v(), &[gl.hole_msg.v()]));
     }
     Ok(())
 }
 
-/// Make both vectors at least `need` long (growing geometrically).  Calls
-/// Lisp allocation functions; holds no borrow while doing so.
-pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
-    let (vlen, hint, old) = h.read(lx, |t| (t.vlen, t.hint, t.vectors()))?;
-    if need <= vlen {
-        return Ok(());
+/// Insert a key that `find` has just found absent.  Returns false, having
+/// changed nothing, if Lisp run during the vector allocation changed the
+/// table: the caller must look the key up again.
+pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<bool> {
+    let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
+    let slot = slot.map_err(|_| memory_error(lx))?;
+    if ensure_vectors(lx, h, slot + 1)? {
+        return Ok(false);
     }
+    // Lisp-free from here: index and storage change together.
+    let i = h.write(lx, |t| t.raw.insert(key.meta, key.payload))?.map_err(|_| memory_error(lx))?;
+    debug_assert_eq!(i, slot);
+    h.touch();
+    if let Some([kv, vv]) = h.read(lx, Table::vectors)? {
+        lx.vec_set(kv, i, key.v)?;
+        lx.vec_set(vv, i, value)?;
+    }
+    Ok(true)
+}
+
+/// Make both vectors at least `need` long (growing geometrically).  The new
+/// vectors (and the `[KEYS VALS]` cell, the first time) are allocated first,
+/// through Lisp calls that may GC, quit or fail, leaving the table as it was;
+/// then `install` switches to them with no Lisp call.  Returns true if Lisp
+/// run during the allocation changed the table (its current contents are
+/// then copied over, Lisp-free): the caller must look again.
+pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<bool> {
+    let (vlen, hint, old, has_cell) = h.read(lx, |t| (t.vlen, t.hint, t.vectors(), t.cell.is_some()))?;
+    if need <= vlen {
+        return Ok(false);
+    }
+    let g0 = h.gen();
     let gl = g();
     // Doubling.  (Growing 4x while small saved ~2 ns per put when filling
     // 1000 keys, but `rhash-map` walks the whole vectors, so a small table
@@ -423,33 +483,141 @@ pub fn ensure_vectors(lx: Lx, h: &Handle, need: usize) -> LResult<()> {
             }
         };
     }
-    let vs = gref_pair(lx, made[0], made[1])?;
-    let old = h.write(lx, |t| {
-        t.vlen = new_len;
-        t.vecs.replace(vs)
+    let cell = if has_cell { None } else { Some(new_cell(lx)?) };
+    // No Lisp runs from here on.
+    let changed = h.gen() != g0;
+    if changed {
+        let (vlen2, cur) = h.read(lx, |t| (t.vlen, t.vectors()))?;
+        if need <= vlen2 {
+            return Ok(true);
+        }
+        // vlen <= vlen2 < need <= new_len: take the current contents.
+        if let Some(c) = cur {
+            for k in 0..2 {
+                for i in 0..vlen2 {
+                    let x = lx.vec_get(c[k], i)?;
+                    lx.vec_set(made[k], i, x)?;
+                }
+            }
+        }
+    }
+    install(lx, h, made, new_len, cell, None)?;
+    Ok(changed)
+}
+
+/// A fresh `[KEYS VALS]` cell (filled by `install`).  Calls Lisp.
+pub fn new_cell(lx: Lx) -> LResult<emacs_value> {
+    let gl = g();
+    let two = lx.make_integer(2)?;
+    lx.funcall(gl.f_make_vector.v(), &[two, gl.nil()])
+}
+
+/// Switch the table to storage vectors `made` of length `len` (and to index
+/// `raw`, when given), in one step that runs no Lisp: global references,
+/// borrows and `vec_set`s on the cell only.  `cell` is a fresh cell from
+/// `new_cell`, used if the table has none yet.
+pub fn install(
+    lx: Lx,
+    h: &Handle,
+    made: [emacs_value; 2],
+    len: usize,
+    cell: Option<emacs_value>,
+    raw: Option<RawTable>,
+) -> LResult<()> {
+    let cell = match cell {
+        Some(c) if h.read(lx, |t| t.cell.is_none())? => Some(c),
+        _ => None,
+    };
+    let (vs, cref) = match cell {
+        Some(c) => {
+            let [a, b, c] = gref_triple(lx, [made[0], made[1], c])?;
+            ([a, b], Some(c))
+        }
+        None => (gref_pair(lx, made[0], made[1])?, None),
+    };
+    let (old, cell) = h.write(lx, |t| {
+        t.vlen = len;
+        if let Some(r) = raw {
+            t.raw = r;
+        }
+        if cref.is_some() {
+            t.cell = cref;
+        }
+        (t.vecs.replace(vs), t.cell.as_ref().map(|c| c.v()))
     })?;
+    h.touch();
+    if let Some(c) = cell {
+        lx.vec_set(c, 0, made[0])?;
+        lx.vec_set(c, 1, made[1])?;
+    }
     for r in old.into_iter().flatten() {
         lx.free_global_ref(r);
     }
-    set_cell(lx, h, made[0], made[1])
+    Ok(())
 }
 
-/// Point the table's `(KEYS . VALS)` cell at these vectors (making the cell
-/// the first time).
-pub fn set_cell(lx: Lx, h: &Handle, keys: emacs_value, vals: emacs_value) -> LResult<()> {
+/// Copies of the storage vectors (`cols`: which ones) taken at one instant,
+/// whole (`whole`) or their first `slots` places, with the number of live
+/// entries then.  The copies are Lisp calls that may GC and let Lisp change
+/// the table; they are retried while that happens (three times), then made
+/// with Lisp-free `vec_get`/`vec_set` into vectors allocated beforehand, so
+/// the walk always ends.  `None`: no vectors yet.
+pub struct Snap {
+    pub cols: [emacs_value; 2],
+    pub len: usize,
+    pub live: usize,
+}
+
+pub fn snapshot(lx: Lx, h: &Handle, cols: [bool; 2], whole: bool) -> LResult<Option<Snap>> {
     let gl = g();
-    match h.read(lx, |t| t.cell.as_ref().map(|c| c.v()))? {
-        Some(c) => {
-            lx.funcall(gl.f_setcar.v(), &[c, keys])?;
-            lx.funcall(gl.f_setcdr.v(), &[c, vals])?;
+    let mut tries = 0;
+    loop {
+        let g0 = h.gen();
+        let (vecs, slots, vlen) = h.read(lx, |t| (t.vectors(), t.raw.slots(), t.vlen))?;
+        let Some(v) = vecs else { return Ok(None) };
+        let len = if whole { vlen } else { slots };
+        let end = lx.make_integer(i64::try_from(len).unwrap_or(i64::MAX))?;
+        let mut out = [gl.nil(); 2];
+        if tries < 3 {
+            tries += 1;
+            for k in 0..2 {
+                if cols[k] {
+                    out[k] = if len == vlen {
+                        lx.funcall(gl.f_copy_sequence.v(), &[v[k]])?
+                    } else {
+                        let zero = lx.make_integer(0)?;
+                        lx.funcall(gl.f_substring.v(), &[v[k], zero, end])?
+                    };
+                }
+            }
+            if h.gen() == g0 {
+                let live = h.read(lx, |t| t.raw.len())?;
+                return Ok(Some(Snap { cols: out, len, live }));
+            }
+            continue;
         }
-        None => {
-            let c = lx.funcall(gl.f_cons.v(), &[keys, vals])?;
-            let c = lx.make_global_ref(c)?;
-            h.write(lx, |t| t.cell = Some(c))?;
+        for k in 0..2 {
+            if cols[k] {
+                out[k] = lx.funcall(gl.f_make_vector.v(), &[end, gl.hole.v()])?;
+            }
         }
+        // No Lisp runs from here on: copy what the table holds now.
+        let (vecs, slots, vlen, live) = h.read(lx, |t| (t.vectors(), t.raw.slots(), t.vlen, t.raw.len()))?;
+        let Some(v) = vecs else { return Ok(None) };
+        let now = if whole { vlen } else { slots };
+        if now > len {
+            continue;
+        }
+        for k in 0..2 {
+            if cols[k] {
+                for i in 0..now {
+                    let x = lx.vec_get(v[k], i)?;
+                    lx.vec_set(out[k], i, x)?;
+                }
+            }
+        }
+        return Ok(Some(Snap { cols: out, len, live }));
     }
-    Ok(())
 }
 
 /// Remove the entry `find` returned, releasing its key and value.
@@ -459,6 +627,7 @@ pub fn remove_at(lx: Lx, h: &Handle, f: Found) -> LResult<()> {
         t.raw.remove_at(f.slot, i);
         t.vectors()
     })?;
+    h.touch();
     let hole = g().hole.v();
     if let Some([kv, vv]) = vecs {
         lx.vec_set(kv, i, hole)?;

@@ -141,7 +141,6 @@ Return the number of points crossed."
 
 (ert-deftest rhash-interrupt-growth-quit ()
   "A quit at any point of a growing put leaves the old or the new table."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (test '(eq eql equal))
     (dolist (shape '((8 0) (1024 0) (0 100000)))
       (let* ((n (car shape)) (size (cadr shape))
@@ -164,7 +163,6 @@ Return the number of points crossed."
 
 (ert-deftest rhash-interrupt-clear-quit ()
   "A quit at any point of `rhash-clear' leaves the table whole or empty."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (test '(eq equal))
     (let ((old (rhash-interrupt--walk (rhash-interrupt--table test 20))))
       (rhash-interrupt--each
@@ -183,7 +181,6 @@ Return the number of points crossed."
 
 (ert-deftest rhash-interrupt-clear-near-max-depth ()
   "Near `max-lisp-eval-depth', `rhash-clear' does what `clrhash' does."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (let ((n 0) (seen-ok nil) (seen-fail nil))
     (while (and (< n 4000) (not (and seen-ok seen-fail (> n (+ seen-fail 3)))))
       (let* ((r (rhash-interrupt--table 'eql 10))
@@ -225,7 +222,6 @@ replace key 5's value, add a new key.  Returns nil."
 (ert-deftest rhash-interrupt-conversions-see-one-state ()
   "Changed from a GC hook mid-conversion: the result is the table before
 or after the change, every key with its own value."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (test '(eq equal))
     (let* ((h (rhash-interrupt--model test 10))
            (before (rhash-interrupt--h-pairs h))
@@ -264,7 +260,6 @@ or after the change, every key with its own value."
 (ert-deftest rhash-interrupt-map-never-hands-out-the-hole ()
   "Interpreted `rhash-map' whose table is cleared between a key and its
 value read: FUNCTION never sees the marker."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (let ((map (rhash-interrupt--interpreted-map)))
     (should (functionp map))
     (dotimes (k 6)
@@ -277,7 +272,6 @@ value read: FUNCTION never sees the marker."
 
 (ert-deftest rhash-interrupt-hole-as-key-or-value ()
   "The marker as a user key or value: refused, or an ordinary object."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (pair (list (cons (rhash--hole) 1) (cons 1 (rhash--hole))))
     (let ((table (rhash-interrupt--table 'eql 3)))
       (condition-case nil (rhash-put (car pair) (cdr pair) table) (error nil))
@@ -292,7 +286,6 @@ value read: FUNCTION never sees the marker."
 (ert-deftest rhash-interrupt-gc-hook-changes-allowed ()
   "A change made by Lisp that GC runs in the middle of an operation takes
 effect, as in a built-in table, and the operation still does its part."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (test '(eq eql equal))
     (let ((new-key (rhash-interrupt--key test 8)))
       (dolist (op (list (lambda (table) (rhash-put new-key 'new table))
@@ -335,7 +328,6 @@ effect, as in a built-in table, and the operation still does its part."
 (ert-deftest rhash-interrupt-finalizers-remove-their-entries ()
   "Finalizers that remove their registry entries work during rhash
 operations (a GC inside a growing put, a copy, `rhash-keys')."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (op (list (lambda (reg) (dotimes (i 40) (rhash-put (list 'grow i) t reg)))
                     #'rhash-copy #'rhash-keys #'rhash-to-alist))
     (setq rhash-interrupt--finalizer-errors nil)
