@@ -26,11 +26,25 @@ pub fn defer(refs: impl IntoIterator<Item = Gref>) {
     }
 }
 
-/// Free queued references; cheap (one atomic load) when there are none.
+/// Set by `note_gc`: a garbage collection has run since the last drain.
+static GC_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Record that a GC ran (called from a finalizer: the type-check cache's
+/// canary, see `cache.rs`); the next drain tells the cache.
+pub fn note_gc() {
+    GC_SEEN.store(true, Ordering::Release);
+    HAS_PENDING.store(true, Ordering::Release);
+}
+
+/// Free queued references, and tell the cache if a GC ran; cheap (one
+/// atomic load) when there is nothing to do.
 #[inline]
 pub fn drain(lx: Lx) -> usize {
     if !HAS_PENDING.load(Ordering::Acquire) {
         return 0;
+    }
+    if GC_SEEN.swap(false, Ordering::AcqRel) {
+        crate::cache::gc_seen(lx);
     }
     let refs = {
         let mut q = PENDING.lock().unwrap_or_else(|p| p.into_inner());

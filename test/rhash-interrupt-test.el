@@ -447,7 +447,6 @@ and `signal-hook-function' exactly what the built-in call shows."
 
 (ert-deftest rhash-interrupt-cache-without-post-gc-hook ()
   "A dropped table is collected even when `post-gc-hook' is nil."
-  :expected-result :failed             ; issue 13: fixed in a later commit
   (dolist (hook (list nil (list #'ignore)))
     (let ((watch (make-hash-table :test 'eq :weakness 'key))
           (post-gc-hook hook)
