@@ -79,6 +79,23 @@ build it with `make' in the rhash source tree (needs cargo)" file))))))
 ;; dropped be collected by the next one.
 (add-hook 'post-gc-hook #'rhash--flush-cache)
 
+;; The module answers some questions by catching a signal (a fast path);
+;; while such signals could be seen (`debug-on-signal',
+;; `signal-hook-function'), it asks only questions that cannot signal.
+(declare-function rhash--signals-visible "rhash-module" (flag))
+
+(defun rhash--watch-signals (symbol newval _operation where)
+  "Keep the module told whether caught signals are visible.
+A variable watcher on SYMBOL, `debug-on-signal' or
+`signal-hook-function', about to become NEWVAL (in buffer WHERE)."
+  (rhash--signals-visible
+   (or newval where
+       (if (eq symbol 'debug-on-signal) signal-hook-function debug-on-signal))))
+
+(add-variable-watcher 'debug-on-signal #'rhash--watch-signals)
+(add-variable-watcher 'signal-hook-function #'rhash--watch-signals)
+(rhash--signals-visible (or debug-on-signal signal-hook-function))
+
 ;;;; Making tables
 
 (defun rhash--signal-error (message arg)

@@ -126,6 +126,8 @@ defuns! {
         c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
     c"rhash--flush-cache" (0, 0) flush_cache
         c"Internal: forget the table cached for fast type checks.\nRun from `post-gc-hook', so that the cache never keeps a dropped\ntable alive for more than one garbage collection.\n\n(fn)";
+    c"rhash--signals-visible" (1, 1) signals_visible
+        c"Internal: tell the module whether signals it catches could be seen\n(FLAG non-nil while `debug-on-signal' or `signal-hook-function' is\nnon-nil): then it asks Emacs only questions that cannot signal.\nRun by variable watchers set up in rhash.el.\n\n(fn FLAG)";
     c"rhash--release-stats" (0, 0) release_stats
         c"Internal: (PENDING . RELEASED), the global references waiting in\nthe release queue and the total released so far.\n\n(fn)";
 }
@@ -441,6 +443,11 @@ fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn flush_cache(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
     crate::cache::flush(lx);
+    Ok(g().nil())
+}
+
+fn signals_visible(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    crate::quiet::set_visible(lx.is_not_nil(a[0]));
     Ok(g().nil())
 }
 

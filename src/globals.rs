@@ -43,6 +43,10 @@ pub struct Globals {
     pub f_append: Gref,
     pub f_delq: Gref,
     pub f_copy_sequence: Gref,
+    pub f_multibyte_string_p: Gref,
+    pub f_string_match_p: Gref,
+    /// A regexp matching any character beyond Unicode (raw bytes included).
+    pub re_beyond_unicode: Gref,
     /// The marker stored in free vector slots: an uninterned symbol that
     /// only rhash.el sees (through `rhash--hole`, to skip free slots).
     pub hole: Gref,
@@ -101,6 +105,12 @@ pub fn init(lx: Lx) -> LResult<()> {
         f_append: sym(lx, c"append")?,
         f_delq: sym(lx, c"delq")?,
         f_copy_sequence: sym(lx, c"copy-sequence")?,
+        f_multibyte_string_p: sym(lx, c"multibyte-string-p")?,
+        f_string_match_p: sym(lx, c"string-match-p")?,
+        re_beyond_unicode: {
+            let re = lx.make_string("[^\u{0}-\u{10FFFF}]".as_bytes())?;
+            lx.make_global_ref(re)?
+        },
         hole: lx.make_global_ref(hole)?,
     };
     // A second load of the same .so fails earlier, in the crate's own init.

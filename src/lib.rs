@@ -11,6 +11,7 @@ mod cache;
 mod ffi;
 mod globals;
 mod keys;
+mod quiet;
 mod release;
 mod store;
 

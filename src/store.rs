@@ -142,6 +142,11 @@ impl Handle {
         if let Some(h) = cache::hit(lx, v) {
             return Ok(h);
         }
+        // `get_user_finalizer` signals on a non-user-ptr: not while signals
+        // are visible.
+        if crate::quiet::visible() && !Handle::is_rhash(lx, v) {
+            return Err(wrong_type(lx, v));
+        }
         match lx.user_ptr_with(v, finalize) {
             Some(p) => {
                 cache::note(lx, v, p as *const Handle);
