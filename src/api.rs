@@ -190,7 +190,7 @@ fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 /// allocation let Lisp change the table looks the key up again.
 fn put_into(lx: Lx, h: &Handle, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
     h.check_mutable(lx, table)?;
-    store::storable(lx, &[key, value])?;
+    store::storable(lx, &[value])?;
     let mut l = store::classify(lx, h, key)?;
     loop {
         match store::find(lx, h, &mut l)? {
@@ -304,11 +304,20 @@ fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().nil())
 }
 
+/// `rhash-clear`: index and storage in one Lisp-free step (a `fillarray`
+/// call could quit, or fail near `max-lisp-eval-depth`, half-way; `clrhash`
+/// cannot).  Fresh vectors from `make-vector` would be faster per slot but
+/// their allocation triggers GCs (measured: 145 ns/entry at 10^5 with the
+/// GC, against 33 ns/entry for the `vec_set`s).
 fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
     h.check_mutable(lx, a[0])?;
-    // Index and storage in one Lisp-free step (a `fillarray` call could
-    // quit, or fail near `max-lisp-eval-depth`, half-way; `clrhash` cannot).
+    clear_in_place(lx, h)?;
+    Ok(a[0])
+}
+
+/// Clear the index and the used slots of both vectors, with no Lisp call.
+fn clear_in_place(lx: Lx, h: &Handle) -> LResult<()> {
     let vecs = h.write(lx, |t| {
         if t.raw.is_empty() {
             return None;
@@ -325,7 +334,7 @@ fn clear(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             lx.vec_set(vv, i, hole)?;
         }
     }
-    Ok(a[0])
+    Ok(())
 }
 
 fn count(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

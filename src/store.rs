@@ -443,6 +443,7 @@ pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
 /// changed nothing, if Lisp run during the vector allocation changed the
 /// table: the caller must look the key up again.
 pub fn insert_new(lx: Lx, h: &Handle, key: &Key, value: emacs_value) -> LResult<bool> {
+    storable(lx, &[key.v])?;
     let slot = h.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
     let slot = slot.map_err(|_| memory_error(lx))?;
     if ensure_vectors(lx, h, slot + 1)? {
