@@ -258,11 +258,29 @@ See `rhash-module-always-compile'."
 (declare-function rhash-uniq "rhash-module" (sequence &optional test))
 (declare-function rhash-compact "rhash-module" (table))
 (declare-function rhash-stats "rhash-module" (table))
+(declare-function rhash--pairs "rhash-module" (table))
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
 ;; dropped be collected by the next one.
 (add-hook 'post-gc-hook #'rhash--flush-cache)
+
+;; The module answers some questions by catching a signal (a fast path);
+;; while such signals could be seen (`debug-on-signal',
+;; `signal-hook-function'), it asks only questions that cannot signal.
+(declare-function rhash--signals-visible "rhash-module" (flag))
+
+(defun rhash--watch-signals (symbol newval _operation where)
+  "Keep the module told whether caught signals are visible.
+A variable watcher on SYMBOL, `debug-on-signal' or
+`signal-hook-function', about to become NEWVAL (in buffer WHERE)."
+  (rhash--signals-visible
+   (or newval where
+       (if (eq symbol 'debug-on-signal) signal-hook-function debug-on-signal))))
+
+(add-variable-watcher 'debug-on-signal #'rhash--watch-signals)
+(add-variable-watcher 'signal-hook-function #'rhash--watch-signals)
+(rhash--signals-visible (or debug-on-signal signal-hook-function))
 
 ;;;; Making tables
 
@@ -284,6 +302,10 @@ value after it wins; nil if there is none."
       (setq i (1+ i)))
     found))
 
+(defconst rhash--check-rehash-args
+  (condition-case nil (ignore (make-hash-table :rehash-size)) (error t))
+  "Non-nil if `make-hash-table' rejects bad rehash arguments (Emacs < 30).")
+
 (defun rhash-make (&rest keyword-args)
   "Create and return a new rhash table, like `make-hash-table'.
 
@@ -300,8 +322,9 @@ signals `rhash-unsupported' (the module API cannot make weak
 references).
 
 :rehash-size, :rehash-threshold and :purecopy are accepted and
-ignored, as in Emacs 30.  Bad arguments signal what
-`make-hash-table' signals.
+ignored, as in Emacs 30 (where `make-hash-table' checks the rehash
+arguments, as Emacs 28 does, they are checked the same way).  Bad
+arguments signal what `make-hash-table' signals.
 
 \(fn &rest KEYWORD-ARGS)"
   (let* ((args keyword-args)
@@ -320,6 +343,15 @@ ignored, as in Emacs 30.  Bad arguments signal what
     (cond ((null size) (setq size 0))
           ((not (and (fixnump size) (>= size 0)))
            (rhash--signal-error "Invalid hash table size" size)))
+    ;; Emacs 28 checks the obsolete rehash arguments (values, duplicates,
+    ;; a missing value); 30 ignores them.  Ask `make-hash-table' itself
+    ;; when they occur, with the size (valid here) set to 0.
+    ;; (It checks them before the weakness, as here.)
+    (when (and rhash--check-rehash-args
+               (or (memq :rehash-size args) (memq :rehash-threshold args)))
+      (let ((copy (copy-sequence args)))
+        (when i (setf (nth i copy) 0))
+        (ignore (apply #'make-hash-table copy))))
     (setq i (rhash--key-arg :weakness args used))
     (setq weakness (if i (nth i args) nil))
     (cond ((null weakness))
@@ -351,15 +383,20 @@ clearing the table ends the walk.  Like `maphash'."
   ;; Entry I lives in slot I of the storage vectors for its whole life, so
   ;; the walk goes by slot.  The cell is re-read after each call because
   ;; FUNCTION may make the table reallocate its vectors.
-  (let* ((cell (or (rhash--storage table) (cons [] [])))
-         (keys (car cell)) (vals (cdr cell)) (n (length keys))
+  ;;
+  ;; A key and its value are read by two `aref's in a row: compiled, no
+  ;; garbage collection (so no Lisp) can run between them.  Interpreted,
+  ;; one can, and a GC hook may free the slot meanwhile: so the marker is
+  ;; looked for in both (it is never a key or value of an entry).
+  (let* ((cell (or (rhash--storage table) (vector [] [])))
+         (keys (aref cell 0)) (vals (aref cell 1)) (n (length keys))
          (hole rhash--hole)
          (i 0))
     (while (< i n)
-      (let ((key (aref keys i)))
-        (unless (eq key hole)
-          (funcall function key (aref vals i))
-          (setq keys (car cell) vals (cdr cell) n (length keys))))
+      (let ((key (aref keys i)) (val (aref vals i)))
+        (unless (or (eq key hole) (eq val hole))
+          (funcall function key val)
+          (setq keys (aref cell 0) vals (aref cell 1) n (length keys))))
       (setq i (1+ i)))
     nil))
 
@@ -370,16 +407,17 @@ clearing the table ends the walk.  Like `maphash'."
 
 ;;;; Conversions
 
-;; `rhash-keys' and `rhash-values' build fresh lists with C primitives;
-;; relinking their cells costs a few byte-code operations per entry,
+;; `rhash--pairs' builds fresh key and value lists with C primitives,
+;; read at one instant; relinking their cells costs a few byte-code operations per entry,
 ;; much less than a `cons' called from the module for each.
 
 (defun rhash-to-plist (table)
   "Return TABLE's entries as a fresh plist (K1 V1 K2 V2 ...).
 The entries come in iteration order."
-  (let* ((keys (rhash-keys table))
+  (let* ((pairs (rhash--pairs table))
+         (keys (car pairs))
          (k keys)
-         (v (rhash-values table)))
+         (v (cdr pairs)))
     ;; Interleave the two fresh lists in place.
     (while k
       (let ((next-k (cdr k)) (next-v (cdr v)))
@@ -391,9 +429,10 @@ The entries come in iteration order."
 (defun rhash-to-alist (table)
   "Return TABLE's entries as a fresh alist ((K1 . V1) ...).
 The entries come in iteration order."
-  (let* ((keys (rhash-keys table))
+  (let* ((pairs (rhash--pairs table))
+         (keys (car pairs))
          (k keys)
-         (v (rhash-values table)))
+         (v (cdr pairs)))
     ;; Each value cell becomes the pair (KEY . VALUE), hung on its key cell.
     (while k
       (let ((next-v (cdr v)))
@@ -641,6 +680,8 @@ Remove rhash's hook, printer and type; return nil, so that
 module stays in the process (Emacs cannot unload one); a later
 `(require \='rhash)' defines its functions again."
   (remove-hook 'post-gc-hook #'rhash--flush-cache)
+  (remove-variable-watcher 'debug-on-signal #'rhash--watch-signals)
+  (remove-variable-watcher 'signal-hook-function #'rhash--watch-signals)
   (when (boundp 'print-unreadable-function)
     (remove-function (default-value 'print-unreadable-function)
                      #'rhash--print-unreadable)

@@ -32,7 +32,11 @@ pub(crate) unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_val
         unsafe { std::slice::from_raw_parts(args, nargs as usize) }
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
-        RELEASED.fetch_add(release::drain(lx), Ordering::Relaxed);
+        let (released, gc) = release::drain(lx);
+        RELEASED.fetch_add(released, Ordering::Relaxed);
+        if gc {
+            crate::cache::gc_seen(lx);
+        }
         f(lx, args)
     }));
     match result {
@@ -113,9 +117,13 @@ defuns! {
     c"rhash--adopt" (3, 3) adopt
         c"Internal bulk entry for the conversions: put KEYS[i] -> VALS[i]\ninto TABLE for each i in order, as repeated `rhash-put' would, and\nreturn TABLE.  KEYS and VALS are fresh vectors of one length that\nthe caller gives up: an empty new TABLE takes them as its storage.\n\n(fn TABLE KEYS VALS)";
     c"rhash--storage" (1, 1) storage
-        c"Internal: TABLE's (KEYS . VALS) vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole'.  The cell is\nupdated in place when the vectors are reallocated.  Read only.\n\n(fn TABLE)";
+        c"Internal: TABLE's [KEYS VALS] vectors, nil before the first entry.\nSlot I holds entry I; free slots hold `rhash--hole' in both.  The\n2-slot vector is updated in place when the vectors are reallocated.\nRead only.\n\n(fn TABLE)";
+    c"rhash--pairs" (1, 1) pairs
+        c"Internal: (KEYS . VALUES) of TABLE, two fresh lists in iteration\norder read at one instant (a GC during the copy cannot pair a key\nwith another entry's value).\n\n(fn TABLE)";
+    c"rhash--signals-visible" (1, 1) signals_visible
+        c"Internal: tell the module whether signals it catches could be seen\n(FLAG non-nil while `debug-on-signal' or `signal-hook-function' is\nnon-nil): then it asks Emacs only questions that cannot signal.\nRun by variable watchers set up in rhash.el.\n\n(fn FLAG)";
     c"rhash--hole" (0, 0) hole
-        c"Internal: the marker stored in free slots of `rhash--storage'.\n\n(fn)";
+        c"Internal: the marker stored in free slots of `rhash--storage'.\nIt cannot be stored as a key or value (an error).\n\n(fn)";
     c"rhash--stats" (1, 1) stats
         c"Internal: (SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH) of TABLE.\n\n(fn TABLE)";
     c"rhash--flush-cache" (0, 0) flush_cache
@@ -202,6 +210,15 @@ fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(Handle::of(lx, a[0])?.read(lx, Table::cell)?.unwrap_or_else(|| g().nil()))
+}
+
+fn pairs(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    Handle::of(lx, a[0])?.pairs(lx)
+}
+
+fn signals_visible(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    crate::quiet::set_visible(lx.is_not_nil(a[0]));
+    Ok(g().nil())
 }
 
 fn hole(_: Lx, _: &[emacs_value]) -> LResult<emacs_value> {

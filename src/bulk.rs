@@ -345,7 +345,7 @@ fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Opt
     let busy = h.busy();
     let mut l = lookup_for(lx, h, k, cached, true)?;
     let Some(found) = h.find(lx, &mut l)? else {
-        return h.insert_new(lx, &l.key, v);
+        return h.put_lookup(lx, &mut l, v);
     };
     let Some(f) = f else {
         return h.set_value(lx, found.entry, v);
@@ -355,10 +355,7 @@ fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Opt
     let new = lx.funcall(f, &[old, v])?;
     h.check_mutable(lx, table)?;
     let _busy = h.busy();
-    match h.find(lx, &mut l)? {
-        Some(found) => h.set_value(lx, found.entry, new),
-        None => h.insert_new(lx, &l.key, new),
-    }
+    h.put_lookup(lx, &mut l, new)
 }
 
 fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<emacs_value>) -> LResult<emacs_value> {
@@ -552,10 +549,7 @@ fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             return Ok(g().nil());
         }
         let mut l = Lookup::cached(key);
-        match hr.find(lx, &mut l)? {
-            Some(f) => hr.set_value(lx, f.entry, v)?,
-            None => hr.insert_new(lx, &key, v)?,
-        }
+        hr.put_lookup(lx, &mut l, v)?;
     }
     Ok(result)
 }
@@ -636,14 +630,14 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         if h.tally_quick(k) {
             continue;
         }
-        let _busy = h.busy();
-        match h.lookup(lx, k)? {
-            (_, Some(f)) => {
+        let mut l = h.classify(lx, k)?;
+        match h.find(lx, &mut l)? {
+            Some(f) => {
                 let old = h.value_at(lx, f.entry)?;
                 let new = incremented(lx, old)?;
                 h.set_value(lx, f.entry, new)?;
             }
-            (key, None) => h.insert_new(lx, &key, one)?,
+            None => h.put_lookup(lx, &mut l, one)?,
         }
     }
     Ok(table)

@@ -36,6 +36,12 @@ pub fn length_mismatch(lx: Lx, a: emacs_value, b: emacs_value) -> Exit {
     signal(lx, g().args_out_of_range.v(), &[a, b])
 }
 
+/// The hole marker offered as a key or value.
+pub fn hole(lx: Lx) -> Exit {
+    let gl = g();
+    signal(lx, gl.error.v(), &[gl.hole_msg.v()])
+}
+
 /// A failed Rust allocation, reported as Emacs reports memory exhaustion.
 pub fn memory(lx: Lx) -> Exit {
     let gl = g();

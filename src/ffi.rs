@@ -128,15 +128,56 @@ impl Lx<'_> {
     }
 
     /// The integer's value if it fits in i64; `None` (exit cleared) for a
-    /// bignum outside that range.  `v` must be an integer.
+    /// bignum outside that range.  `v` must be an integer.  While signals are
+    /// visible (`quiet.rs`), first asks for the magnitude, which cannot
+    /// signal, instead of letting `extract_integer` signal `overflow-error`.
     #[inline]
     pub fn integer_i64(&self, v: emacs_value) -> Option<i64> {
+        if crate::quiet::visible() {
+            return self.integer_i64_no_signal(v);
+        }
         match self.extract_integer(v) {
             Ok(i) => Some(i),
             Err(Exit) => {
                 self.clear_exit();
                 None
             }
+        }
+    }
+
+    /// `integer_i64` without any signal: the limb count, then (for one limb)
+    /// the magnitude, through `extract_big_integer`.
+    fn integer_i64_no_signal(&self, v: emacs_value) -> Option<i64> {
+        let mut sign: i32 = 0;
+        let mut count: isize = 0;
+        // SAFETY: see `f!`; with a null magnitude Emacs only stores the sign
+        // and the limb count.
+        let ok = unsafe { f!(self, extract_big_integer)(self.env, v, &mut sign, &mut count, ptr::null_mut()) };
+        if !ok || self.check().is_err() {
+            self.clear_exit();
+            return None;
+        }
+        if sign == 0 {
+            return Some(0);
+        }
+        if count != 1 {
+            return None;
+        }
+        // (`emacs_limb_t` is `usize` in the crate's bindings.)
+        let mut limb: usize = 0;
+        // SAFETY: see `f!`; `count` (1) limbs of room at `&mut limb`.
+        let ok = unsafe { f!(self, extract_big_integer)(self.env, v, &mut sign, &mut count, &mut limb) };
+        if !ok || self.check().is_err() {
+            self.clear_exit();
+            return None;
+        }
+        let mag = limb as u64;
+        if sign > 0 {
+            i64::try_from(mag).ok()
+        } else if mag <= 1 << 63 {
+            Some((mag as i64).wrapping_neg())
+        } else {
+            None
         }
     }
 
@@ -164,6 +205,9 @@ impl Lx<'_> {
     /// contents, without the trailing NUL).  Returns false, with the exit
     /// cleared, when Emacs refuses the copy.
     pub fn copy_string(&self, v: emacs_value, buf: &mut Vec<u8>) -> bool {
+        if crate::quiet::visible() && !self.reserve_for_string(v, buf) {
+            return false;
+        }
         let mut len: isize = buf.capacity() as isize;
         if len == 0 {
             buf.reserve(64);
@@ -194,6 +238,22 @@ impl Lx<'_> {
             self.clear_exit();
             false
         }
+    }
+
+    /// Make `buf` big enough for the UTF-8 contents of `v` by asking their
+    /// size first (a null buffer: no `args-out-of-range` for a short one).
+    /// False, exit cleared, if Emacs refuses (the caller checked that `v` is
+    /// a string that encodes).
+    fn reserve_for_string(&self, v: emacs_value, buf: &mut Vec<u8>) -> bool {
+        let mut len: isize = 0;
+        // SAFETY: see `f!`; with a null buffer Emacs only stores the size.
+        let ok = unsafe { f!(self, copy_string_contents)(self.env, v, ptr::null_mut(), &mut len) };
+        if !ok || self.check().is_err() {
+            self.clear_exit();
+            return false;
+        }
+        let need = len.max(1) as usize;
+        need <= buf.capacity() || buf.try_reserve(need - buf.len()).is_ok()
     }
 
     #[inline]

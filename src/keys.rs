@@ -189,6 +189,10 @@ const SPEC_MIN: u16 = 32;
 impl Spec {
     #[inline]
     fn guess(&self) -> Option<u64> {
+        // A wrong guess signals; not while signals are visible.
+        if crate::quiet::visible() {
+            return None;
+        }
         let s = self.0.get();
         ((s & 0xff) >= SPEC_MIN).then_some(u64::from(s >> 8))
     }
@@ -221,11 +225,20 @@ pub struct Lookup {
     sbuf: Vec<u8>,
 }
 
+/// Scratch buffers bigger than this are freed after use rather than kept
+/// for the next key: one huge key must not pin its size for good.
+const KEEP_SCRATCH: usize = 64 * 1024;
+
 impl Drop for Lookup {
     fn drop(&mut self) {
         if self.kbuf.capacity() > 0 || self.sbuf.capacity() > 0 {
-            let k = std::mem::take(&mut self.kbuf);
-            let s = std::mem::take(&mut self.sbuf);
+            let mut k = std::mem::take(&mut self.kbuf);
+            let mut s = std::mem::take(&mut self.sbuf);
+            for b in [&mut k, &mut s] {
+                if b.capacity() > KEEP_SCRATCH {
+                    *b = Vec::new();
+                }
+            }
             BUFS.with(|b| b.set((k, s)));
         }
     }
@@ -431,7 +444,7 @@ fn classify_typed(lx: Lx, plan: Plan, v: emacs_value, buf: &mut Vec<u8>) -> LRes
     }
     if equal {
         if lx.eq(ty, gl.string.v()) {
-            if lx.copy_string(v, buf) {
+            if (!crate::quiet::visible() || encodes(lx, v)?) && lx.copy_string(v, buf) {
                 return Ok(str_key(v, buf, buf.is_ascii()));
             }
             return Ok(Key { v, meta: meta(PRED, hash_of_sxhash(lx, gl.f_sxhash_equal.v(), v)?), payload: 0 });
@@ -441,6 +454,19 @@ fn classify_typed(lx: Lx, plan: Plan, v: emacs_value, buf: &mut Vec<u8>) -> LRes
         }
     }
     Ok(Key { v, meta: meta(IDENT, hash_of_sxhash(lx, gl.f_sxhash_eq.v(), v)?), payload: 0 })
+}
+
+/// Whether string `v` copies out as UTF-8 (no raw bytes, no character
+/// beyond Unicode; unibyte strings always do), asked without a signal:
+/// `(or (not (multibyte-string-p V)) (not (string-match-p RE V)))`.
+fn encodes(lx: Lx, v: emacs_value) -> LResult<bool> {
+    let gl = g();
+    let mb = lx.funcall(gl.f_multibyte_string_p.v(), &[v])?;
+    if !lx.is_not_nil(mb) {
+        return Ok(true);
+    }
+    let m = lx.funcall(gl.f_string_match_p.v(), &[gl.re_beyond_unicode.v(), v])?;
+    Ok(!lx.is_not_nil(m))
 }
 
 /// Classify `v` for a user test whose hash function returned `h`: a fixnum

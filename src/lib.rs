@@ -17,6 +17,7 @@ mod ffi;
 mod globals;
 mod info;
 mod keys;
+mod quiet;
 mod release;
 mod store;
 

@@ -27,12 +27,25 @@ pub fn defer(refs: impl IntoIterator<Item = Gref>) {
     }
 }
 
-/// Free queued references; cheap (one atomic load) when there are none.
+/// Set by `note_gc`: a garbage collection has run since the last drain.
+static GC_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Record that a GC ran (called from a finalizer: the type-check cache's
+/// canary, see `cache.rs`); the next `drain` reports it.
+pub fn note_gc() {
+    GC_SEEN.store(true, Ordering::Release);
+    HAS_PENDING.store(true, Ordering::Release);
+}
+
+/// Free queued references; returns how many, and whether a GC was noted
+/// since the last drain (the caller tells the cache).  Cheap (one atomic
+/// load) when there is nothing to do.
 #[inline]
-pub fn drain(lx: Lx) -> usize {
+pub fn drain(lx: Lx) -> (usize, bool) {
     if !HAS_PENDING.load(Ordering::Acquire) {
-        return 0;
+        return (0, false);
     }
+    let gc = GC_SEEN.swap(false, Ordering::AcqRel);
     let refs = {
         let mut q = PENDING.lock().unwrap_or_else(|p| p.into_inner());
         HAS_PENDING.store(false, Ordering::Release);
@@ -43,7 +56,7 @@ pub fn drain(lx: Lx) -> usize {
     for r in refs {
         lx.free_global_ref(r);
     }
-    n
+    (n, gc)
 }
 
 /// Number of references waiting to be freed (for tests).

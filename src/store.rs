@@ -12,12 +12,20 @@
 //! - `storage` is `None` until the first insertion; then both vectors are
 //!   `storage.len >= raw.slots()` long and slot i holds entry i's key and
 //!   value, or `hole` in both for a free entry;
-//! - the cell's car and cdr are the vectors `storage` references;
-//! - no Rust borrow is held while Lisp can run.  While an operation calls
-//!   into Lisp (hash functions, predicates, allocation, which may GC and run
-//!   `post-gc-hook`), the table is *busy*: modifying it in that window gets
+//! - the cell `[KEYS VALS]` holds the vectors `storage` references; it is
+//!   updated with slot stores, which run no Lisp, in the step that switches
+//!   `storage`;
+//! - the table is consistent wherever Lisp can run: each multi-step change
+//!   allocates first, then switches in one Lisp-free step;
+//! - no Rust borrow is held while Lisp can run.  While a user test's hash
+//!   or compare function runs, the table is *busy*: modifying it then gets
 //!   `(error "hash table test modifies table" TABLE)`, as a built-in table
-//!   does while its user test runs.  Reads stay allowed.
+//!   does; reads stay allowed.  Other Lisp that runs mid-operation
+//!   (`post-gc-hook` and finalizers at a GC inside an allocation) may
+//!   modify the table, as with a built-in table: every modification bumps
+//!   the handle's generation (`touch`), and an operation that ran Lisp
+//!   checks it before relying on what it read earlier (issue 13).
+//! - the hole marker is never a key or value of an entry (`storable`).
 
 use crate::cache;
 use crate::direct::{self, Obj};
@@ -209,6 +217,8 @@ pub struct Handle {
     test: Test,
     t: RefCell<Table>,
     busy: Cell<u32>,
+    /// Bumped by every modification (entries, values, storage).
+    gen: Cell<u32>,
     /// The kind of key this table has been getting (official path).
     spec: Spec,
 }
@@ -292,6 +302,25 @@ impl Handle {
         Handle::peek(lx, v).is_some()
     }
 
+    /// The modification generation (see the module comment).
+    #[inline]
+    pub fn gen(&self) -> u32 {
+        self.gen.get()
+    }
+
+    /// Record a modification.
+    #[inline]
+    pub fn touch(&self) {
+        self.gen.set(self.gen.get().wrapping_add(1));
+    }
+
+    /// Busy while a user test's function may run (`None` for built-in tests,
+    /// whose hashing and comparing run no user code).
+    #[inline]
+    fn busy_for_user(&self) -> Option<Busy<'_>> {
+        matches!(self.test, Test::User(_)).then(|| self.busy())
+    }
+
     #[inline]
     pub fn busy(&self) -> Busy<'_> {
         self.busy.set(self.busy.get() + 1);
@@ -327,35 +356,43 @@ impl Handle {
         }
     }
 
-    /// Classify KEY for this table's test.  May run Lisp (hash functions);
-    /// the caller holds `busy`.
+    /// Classify KEY for this table's test.  May run Lisp (hash functions;
+    /// a user's runs with the table busy).
     #[inline]
     pub fn classify(&self, lx: Lx, key: emacs_value) -> LResult<Lookup> {
+        let _busy = self.busy_for_user();
         keys::classify(lx, self.test.plan(), key, &self.spec)
     }
 
     /// The entry holding a key equal to `l.key`, if any.  May run Lisp
-    /// (predicates); the caller holds `busy`, so the table cannot change
-    /// between probe steps, nor before it uses the result.
+    /// (predicates, a GC inside them); if that Lisp changed the table the
+    /// probe starts over, so the result describes the table as it is on
+    /// return (the caller uses it before running Lisp again).
     #[inline]
     pub fn find(&self, lx: Lx, l: &mut Lookup) -> LResult<Option<Found>> {
-        let mut probe = self.read(lx, |t| t.raw.probe(l.key.meta))?;
-        loop {
-            // A fresh borrow per step: none is held while a predicate runs.
-            let step = self.read(lx, |t| {
-                t.raw.next_candidate(&mut probe).map(|i| (i, t.raw.last_slot(&probe), t.raw.payload(i), t.stored(i)))
-            })?;
-            let Some((entry, slot, payload, Some(stored))) = step else { return Ok(None) };
-            if keys::same(lx, &self.test, l, payload, || stored)? {
-                return Ok(Some(Found { entry, slot }));
+        let _busy = self.busy_for_user();
+        'again: loop {
+            let g0 = self.gen();
+            let mut probe = self.read(lx, |t| t.raw.probe(l.key.meta))?;
+            loop {
+                // A fresh borrow per step: none is held while a predicate runs.
+                let step = self.read(lx, |t| {
+                    t.raw.next_candidate(&mut probe).map(|i| (i, t.raw.last_slot(&probe), t.raw.payload(i), t.stored(i)))
+                })?;
+                let Some((entry, slot, payload, Some(stored))) = step else { return Ok(None) };
+                let same = keys::same(lx, &self.test, l, payload, || stored)?;
+                if self.gen() != g0 {
+                    continue 'again;
+                }
+                if same {
+                    return Ok(Some(Found { entry, slot }));
+                }
             }
         }
     }
 
-    /// Find KEY: its classification, and the entry if present.  Holds
-    /// `busy` while Lisp may run.
+    /// Find KEY: its classification, and the entry if present.
     pub fn lookup(&self, lx: Lx, key: emacs_value) -> LResult<(Key, Option<Found>)> {
-        let _busy = self.busy();
         let mut l = self.classify(lx, key)?;
         let f = self.find(lx, &mut l)?;
         Ok((l.key, f))
@@ -416,11 +453,10 @@ impl Handle {
     #[inline(always)]
     pub fn remove(&self, lx: Lx, table: emacs_value, key: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        if let Some(()) = self.quick(key, |t, _, f| {
-            if let Some(f) = f {
-                t.remove_direct(f)
+        if let Some(removed) = self.quick(key, |t, _, f| f.map(|f| t.remove_direct(f)).is_some()) {
+            if removed {
+                self.touch();
             }
-        }) {
             return Ok(());
         }
         if let (_, Some(f)) = self.lookup(lx, key)? {
@@ -446,10 +482,13 @@ impl Handle {
         }
     }
 
-    /// Put KEY -> VALUE (the handle of `table`).
+    /// Put KEY -> VALUE (the handle of `table`).  A lookup's answer holds
+    /// until Lisp runs again; an insertion whose vector allocation let Lisp
+    /// change the table looks the key up again.
     #[inline(always)]
     pub fn put(&self, lx: Lx, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
+        storable(lx, &[key, value])?;
         // SAFETY: `key` and `value` are live values of this call.
         let quick = self.quick(key, |t, k, f| match f {
             Some(f) => {
@@ -460,26 +499,33 @@ impl Handle {
             // The vectors must grow (Lisp allocation).
             None => Some(*k),
         });
-        if let Some(absent) = quick {
-            return match absent {
-                Some(k) => {
-                    let _busy = self.busy();
-                    self.insert_new(lx, &k, value)
-                }
-                None => Ok(()),
+        let mut pending = match quick {
+            Some(None) => {
+                self.touch();
+                return Ok(());
+            }
+            Some(Some(k)) => Some(k),
+            None => None,
+        };
+        loop {
+            let found = match pending.take() {
+                Some(k) => (k, None),
+                None => self.lookup(lx, key)?,
             };
-        }
-        match self.lookup(lx, key)? {
-            (_, Some(f)) => self.set_value(lx, f.entry, value),
-            (k, None) => {
-                let _busy = self.busy();
-                self.insert_new(lx, &k, value)
+            match found {
+                (_, Some(f)) => return self.set_value(lx, f.entry, value),
+                (k, None) => {
+                    if self.insert_new(lx, &k, value)? {
+                        return Ok(());
+                    }
+                }
             }
         }
     }
 
     /// Set the value of a found entry.
     pub fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
+        storable(lx, &[value])?;
         let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
         match s {
             // SAFETY: live values vector longer than `entry`; `value` is a
@@ -488,20 +534,28 @@ impl Handle {
             Some((vals, None)) => lx.vec_set(vals, entry, value)?,
             None => {}
         }
+        self.touch();
         Ok(())
     }
 
-    /// Insert a key known to be absent (found absent under the same `busy`).
-    pub fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
+    /// Insert a key that a lookup has just found absent.  Returns false,
+    /// having changed nothing, if Lisp run during the vector allocation
+    /// changed the table: the caller must look the key up again.
+    pub fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<bool> {
+        storable(lx, &[key.v, value])?;
         let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
         let slot = slot.map_err(|_| error::memory(lx))?;
-        self.ensure_vectors(lx, slot + 1)?;
+        if self.ensure_vectors(lx, slot + 1)? {
+            return Ok(false);
+        }
+        // Lisp-free from here: index and storage change together.
         let (i, s) = self.write(lx, |t| {
             let i = t.raw.insert(key.meta, key.payload);
             (i, t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj)))
         })?;
         let i = i.map_err(|_| error::memory(lx))?;
         debug_assert_eq!(i, slot);
+        self.touch();
         match s {
             // SAFETY: live vectors longer than `i` (`ensure_vectors`); the
             // key and value are live values the vectors now keep.
@@ -515,16 +569,21 @@ impl Handle {
             }
             None => {}
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Make both vectors at least `need` long (growing geometrically).
-    /// Calls Lisp allocation functions; holds no borrow while doing so.
-    fn ensure_vectors(&self, lx: Lx, need: usize) -> LResult<()> {
+    /// Make both vectors at least `need` long (growing geometrically).  The
+    /// new vectors are allocated first, through Lisp calls that may GC,
+    /// quit or fail, leaving the table as it was; then `install_storage`
+    /// switches to them with no Lisp call.  Returns true if Lisp run during
+    /// the allocation changed the table (its current contents are then
+    /// copied over, Lisp-free): the caller must look again.
+    fn ensure_vectors(&self, lx: Lx, need: usize) -> LResult<bool> {
         let (vlen, hint, old) = self.read(lx, |t| (t.vlen(), t.hint, t.storage.as_ref().map(|s| [s.keys(), s.vals()])))?;
         if need <= vlen {
-            return Ok(());
+            return Ok(false);
         }
+        let g0 = self.gen();
         let gl = g();
         // Doubling: `rhash-map` walks the whole vectors, so a small table
         // would pay for up to 3/4 empty slots on every walk with 4x growth.
@@ -541,25 +600,63 @@ impl Handle {
                 }
             };
         }
-        self.install_storage(lx, made[0], made[1], new_len)
+        let cell = self.new_cell(lx)?;
+        // No Lisp runs from here on.
+        let changed = self.gen() != g0;
+        if changed {
+            let (vlen2, cur) = self.read(lx, |t| (t.vlen(), t.storage.as_ref().map(|s| [s.keys(), s.vals()])))?;
+            if need <= vlen2 {
+                return Ok(true);
+            }
+            // vlen2 < need <= new_len: take the current contents.
+            if let Some(c) = cur {
+                for k in 0..2 {
+                    for i in 0..vlen2 {
+                        let x = lx.vec_get(c[k], i)?;
+                        lx.vec_set(made[k], i, x)?;
+                    }
+                }
+            }
+        }
+        self.install_storage(lx, made[0], made[1], new_len, cell)?;
+        Ok(changed)
+    }
+
+    /// A fresh `[KEYS VALS]` cell for `install_storage` when the table has
+    /// none yet (`None` otherwise).  Calls Lisp.
+    fn new_cell(&self, lx: Lx) -> LResult<Option<emacs_value>> {
+        if self.read(lx, |t| t.storage.is_some())? {
+            return Ok(None);
+        }
+        let gl = g();
+        Ok(Some(lx.funcall(gl.f_make_vector.v(), &[int(lx, 2)?, gl.nil()])?))
     }
 
     /// Make KEYS and VALS (`len` long, complete) the table's storage: the
-    /// one place where vectors, cell and length change, together.
-    fn install_storage(&self, lx: Lx, keys: emacs_value, vals: emacs_value, len: usize) -> LResult<()> {
-        let cell = self.read(lx, Table::cell)?;
-        let cell = match cell {
+    /// one place where vectors, cell and length change, together, in a step
+    /// that runs no Lisp (global references, a borrow, slot stores into the
+    /// cell).  `cell` is a fresh cell from `new_cell`, used if the table has
+    /// none.
+    fn install_storage(&self, lx: Lx, keys: emacs_value, vals: emacs_value, len: usize, cell: Option<emacs_value>) -> LResult<()> {
+        let cell = match self.read(lx, Table::cell)? {
             Some(c) => c,
-            None => lx.funcall(g().f_cons.v(), &[keys, vals])?,
+            None => match cell {
+                Some(c) => c,
+                // (Callers make a cell whenever the table has none.)
+                None => return Err(error::internal(lx, "storage without a cell")),
+            },
         };
         let refs = release::grefs(lx, [keys, vals, cell])?;
         let (kobj, vobj) = match direct::layout() {
-            // SAFETY: direct path on; fresh live values of this call.
+            // SAFETY: direct path on; live values of this call.
             Some(_) => unsafe { (Some(direct::obj(keys)), Some(direct::obj(vals))) },
             None => (None, None),
         };
         let old = self.write(lx, |t| t.storage.replace(Storage { refs: Some(refs), kobj, vobj, len }))?;
-        set_pair(lx, cell, keys, vals)?;
+        self.touch();
+        // `vec_set` cannot run Lisp (no allocation, no quit).
+        lx.vec_set(cell, 0, keys)?;
+        lx.vec_set(cell, 1, vals)?;
         // The old storage's references go through the queue.
         drop(old);
         Ok(())
@@ -572,6 +669,7 @@ impl Handle {
             t.raw.remove_at(f.slot, i);
             t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj))
         })?;
+        self.touch();
         let gl = g();
         match s {
             // SAFETY: live vectors longer than `i`; the hole is kept alive by
@@ -590,44 +688,65 @@ impl Handle {
         Ok(())
     }
 
-    /// Remove every entry (`table` is the Lisp object, for errors).
+    /// Remove every entry (`table` is the Lisp object, for errors): the
+    /// index and the used slots of both vectors, with no Lisp call (a
+    /// `fillarray` could quit, or fail near `max-lisp-eval-depth`, half-way;
+    /// `clrhash` cannot).
     pub fn clear(&self, lx: Lx, table: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        let vecs = self.write(lx, |t| {
+        let s = self.write(lx, |t| {
             if t.raw.is_empty() {
                 return None;
             }
+            let slots = t.raw.slots();
             t.raw.clear();
-            t.storage.as_ref().map(|s| [s.keys(), s.vals()])
+            t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj), slots))
         })?;
-        if let Some([kv, vv]) = vecs {
-            let _busy = self.busy();
-            let gl = g();
-            lx.funcall(gl.f_fillarray.v(), &[kv, gl.hole.v()])?;
-            lx.funcall(gl.f_fillarray.v(), &[vv, gl.hole.v()])?;
+        let Some((kv, vv, objs, slots)) = s else { return Ok(()) };
+        self.touch();
+        let hole = g().hole.v();
+        match objs {
+            // SAFETY: live vectors at least `slots` long; the hole is kept
+            // alive by its global reference.
+            Some((ko, vo)) => unsafe {
+                let h = direct::obj(hole);
+                for i in 0..slots {
+                    direct::vset(ko, i, h);
+                    direct::vset(vo, i, h);
+                }
+            },
+            None => {
+                for i in 0..slots {
+                    lx.vec_set(kv, i, hole)?;
+                    lx.vec_set(vv, i, hole)?;
+                }
+            }
         }
         Ok(())
     }
 
     /// A new table with the same test, entries and order.
     pub fn copy(&self, lx: Lx) -> LResult<emacs_value> {
-        let gl = g();
-        let (raw, vecs, hint) = self.read(lx, |t| (t.raw.try_clone(), t.storage.as_ref().map(|s| [s.keys(), s.vals()]), t.hint))?;
-        let raw = raw.map_err(|_| error::memory(lx))?;
-        let _busy = self.busy();
+        let hint = self.read(lx, |t| t.hint)?;
         let test = self.test.try_clone(lx)?;
-        let copy = Handle::new(test, Table { raw, storage: None, hint });
-        if let Some([k, v]) = vecs {
-            let len = self.read(lx, Table::vlen)?;
-            let k = lx.funcall(gl.f_copy_sequence.v(), &[k])?;
-            let v = lx.funcall(gl.f_copy_sequence.v(), &[v])?;
-            copy.install_storage(lx, k, v, len)?;
+        let copy = Handle::new(test, Table::new(0).map_err(|_| error::memory(lx))?);
+        let cell = copy.new_cell(lx)?;
+        // The storage as it is at one instant, and the index at that instant
+        // (no Lisp runs between the snapshot's end and the clone).
+        let snap = self.snapshot(lx, [true, true], true)?;
+        let raw = self.read(lx, |t| t.raw.try_clone())?.map_err(|_| error::memory(lx))?;
+        copy.write(lx, |t| {
+            t.raw = raw;
+            t.hint = hint;
+        })?;
+        if let Some(s) = snap {
+            copy.install_storage(lx, s.cols[0], s.cols[1], s.len, cell)?;
         }
         copy.into_lisp(lx)
     }
 
     fn new(test: Test, t: Table) -> Box<Handle> {
-        Box::new(Handle { test, t: RefCell::new(t), busy: Cell::new(0), spec: Spec::default() })
+        Box::new(Handle { test, t: RefCell::new(t), busy: Cell::new(0), gen: Cell::new(0), spec: Spec::default() })
     }
 
     fn into_lisp(self: Box<Handle>, lx: Lx) -> LResult<emacs_value> {
@@ -648,26 +767,20 @@ impl Handle {
     /// duplicate key moving its value to the first occurrence's entry and
     /// later pairs down one place; on success the table takes that index and
     /// both vectors, so per entry only the key is read and classified.  Any
-    /// exit leaves the table as it was.  Other tables get repeated puts.
+    /// exit leaves the table as it was.  Other tables (and a table that Lisp
+    /// run by a GC filled meanwhile) get repeated puts.
     pub fn adopt(&self, lx: Lx, table: emacs_value, keys: emacs_value, vals: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
         let n = lx.vec_size(keys)?;
         if lx.vec_size(vals)? != n {
             return Err(error::length_mismatch(lx, keys, vals));
         }
+        let g0 = self.gen();
         let fresh = self.read(lx, |t| t.storage.is_none() && t.raw.slots() == 0)?;
         if !fresh || n == 0 {
-            for i in 0..n {
-                if quit_requested(lx, i) {
-                    return Ok(());
-                }
-                let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
-                self.put(lx, table, k, v)?;
-            }
-            return Ok(());
+            return self.put_pairs(lx, table, keys, vals, n);
         }
         let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
-        let _busy = self.busy();
         // Entries 0..w are built, keys and values compacted into slots 0..w.
         let mut w = 0;
         for i in 0..n {
@@ -675,18 +788,16 @@ impl Handle {
                 return Ok(());
             }
             let k = lx.vec_get(keys, i)?;
+            let v = lx.vec_get(vals, i)?;
+            storable(lx, &[k, v])?;
             let mut l = self.classify(lx, k)?;
             match self.find_in(lx, &mut l, &raw, keys)? {
-                Some(e) => {
-                    let v = lx.vec_get(vals, i)?;
-                    lx.vec_set(vals, e, v)?;
-                }
+                Some(e) => lx.vec_set(vals, e, v)?,
                 None => {
                     let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
                     debug_assert_eq!(e, w);
                     if e != i {
                         lx.vec_set(keys, e, k)?;
-                        let v = lx.vec_get(vals, i)?;
                         lx.vec_set(vals, e, v)?;
                     }
                     w += 1;
@@ -698,37 +809,167 @@ impl Handle {
             lx.vec_set(keys, j, hole)?;
             lx.vec_set(vals, j, hole)?;
         }
-        self.install_storage(lx, keys, vals, n)?;
+        let cell = self.new_cell(lx)?;
+        // No Lisp runs from here on, unless Lisp run by a GC (in a hash or
+        // compare call, or just above) put entries meanwhile: then the pairs
+        // go in as puts.
+        if self.gen() != g0 {
+            return self.put_pairs(lx, table, keys, vals, w);
+        }
+        self.install_storage(lx, keys, vals, n, cell)?;
         self.write(lx, |t| t.raw = raw)
     }
 
-    /// The live keys (`which` = 0) or values (1) as a list, built by Emacs's
-    /// own primitives: (delq HOLE (append (substring VEC 0 SLOTS) nil)).
-    pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
-        let gl = g();
-        let (slots, live, vlen, vec) = self.read(lx, |t| {
-            let vec = t.storage.as_ref().map(|s| if which == 0 { s.keys() } else { s.vals() });
-            (t.raw.slots(), t.raw.len(), t.vlen(), vec)
-        })?;
-        let Some(vec) = vec else { return Ok(gl.nil()) };
-        if live == 0 {
-            return Ok(gl.nil());
+    /// Put KEYS[i] -> VALS[i] for i below `n`, one put each.
+    fn put_pairs(&self, lx: Lx, table: emacs_value, keys: emacs_value, vals: emacs_value, n: usize) -> LResult<()> {
+        for i in 0..n {
+            if quit_requested(lx, i) {
+                return Ok(());
+            }
+            let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
+            self.put(lx, table, k, v)?;
         }
-        let _busy = self.busy();
-        let part = if slots == vlen {
-            vec
-        } else {
-            let zero = int(lx, 0)?;
-            let end = int(lx, slots)?;
-            lx.funcall(gl.f_substring.v(), &[vec, zero, end])?
-        };
-        let list = lx.funcall(gl.f_append.v(), &[part, gl.nil()])?;
-        if live == slots {
-            Ok(list)
-        } else {
-            lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
+        Ok(())
+    }
+
+    /// Copies of the storage vectors (`cols`: which ones) taken at one
+    /// instant, whole (`whole`) or their first `slots` places, with the
+    /// number of live entries then; `None` before the first entry.  On the
+    /// direct path: allocate, then copy with no Lisp in between.  On the
+    /// official path the copies are Lisp calls that may GC and let Lisp
+    /// change the table; they are retried while that happens (three times),
+    /// then made with Lisp-free `vec_get`/`vec_set` into vectors allocated
+    /// beforehand, so the walk always ends.
+    pub fn snapshot(&self, lx: Lx, cols: [bool; 2], whole: bool) -> LResult<Option<Snap>> {
+        let gl = g();
+        let mut tries = if direct::layout().is_some() { 3 } else { 0 };
+        loop {
+            let g0 = self.gen();
+            let (vecs, slots, vlen) = self.read(lx, |t| (t.storage.as_ref().map(|s| [s.keys(), s.vals()]), t.raw.slots(), t.vlen()))?;
+            let Some(v) = vecs else { return Ok(None) };
+            let len = if whole { vlen } else { slots };
+            let end = int(lx, len)?;
+            let mut out = [gl.nil(); 2];
+            if tries < 3 {
+                tries += 1;
+                for k in 0..2 {
+                    if cols[k] {
+                        out[k] = if len == vlen {
+                            lx.funcall(gl.f_copy_sequence.v(), &[v[k]])?
+                        } else {
+                            let zero = int(lx, 0)?;
+                            lx.funcall(gl.f_substring.v(), &[v[k], zero, end])?
+                        };
+                    }
+                }
+                if self.gen() == g0 {
+                    let live = self.read(lx, |t| t.raw.len())?;
+                    return Ok(Some(Snap { cols: out, len, live }));
+                }
+                continue;
+            }
+            for k in 0..2 {
+                if cols[k] {
+                    out[k] = lx.funcall(gl.f_make_vector.v(), &[end, gl.hole.v()])?;
+                }
+            }
+            // No Lisp runs from here on: copy what the table holds now.
+            let (s, slots, vlen, live) = self.read(lx, |t| {
+                (t.storage.as_ref().map(|s| ([s.keys(), s.vals()], s.kobj.zip(s.vobj))), t.raw.slots(), t.vlen(), t.raw.len())
+            })?;
+            let Some((v, objs)) = s else { return Ok(None) };
+            let now = if whole { vlen } else { slots };
+            if now > len {
+                continue;
+            }
+            for k in 0..2 {
+                if !cols[k] {
+                    continue;
+                }
+                match objs {
+                    // SAFETY: live plain vectors: the source at least `now`
+                    // long, the fresh copy `len` >= `now` long.
+                    Some((ko, vo)) => unsafe {
+                        let src = if k == 0 { ko } else { vo };
+                        let dst = direct::obj(out[k]);
+                        for i in 0..now {
+                            direct::vset(dst, i, direct::vref(src, i));
+                        }
+                    },
+                    None => {
+                        for i in 0..now {
+                            let x = lx.vec_get(v[k], i)?;
+                            lx.vec_set(out[k], i, x)?;
+                        }
+                    }
+                }
+            }
+            return Ok(Some(Snap { cols: out, len, live }));
         }
     }
+
+    /// The live keys (`which` = 0) or values (1) as a list, from a snapshot.
+    pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
+        let mut cols = [false; 2];
+        cols[which] = true;
+        match self.snapshot(lx, cols, false)? {
+            Some(s) => lisp_list(lx, s.cols[which], s.len, s.live),
+            None => Ok(g().nil()),
+        }
+    }
+
+    /// `(KEYS . VALUES)`: both lists read at one instant.
+    pub fn pairs(&self, lx: Lx) -> LResult<emacs_value> {
+        let gl = g();
+        let Some(s) = self.snapshot(lx, [true, true], false)? else {
+            return lx.funcall(gl.f_cons.v(), &[gl.nil(), gl.nil()]);
+        };
+        let k = lisp_list(lx, s.cols[0], s.len, s.live)?;
+        let v = lisp_list(lx, s.cols[1], s.len, s.live)?;
+        lx.funcall(gl.f_cons.v(), &[k, v])
+    }
+}
+
+/// Copies of the storage vectors at one instant (`Handle::snapshot`).
+pub struct Snap {
+    pub cols: [emacs_value; 2],
+    pub len: usize,
+    pub live: usize,
+}
+
+/// The list of the non-hole elements of fresh vector VEC (LIVE of LEN).
+fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs_value> {
+    let gl = g();
+    if live == 0 {
+        return Ok(gl.nil());
+    }
+    let list = lx.funcall(gl.f_append.v(), &[vec, gl.nil()])?;
+    if live == len {
+        Ok(list)
+    } else {
+        lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
+    }
+}
+
+/// Refuse the hole marker as a key or value: free slots are told apart by
+/// it, so it must never be an entry's (issue 13, item 4).  One `eq` each
+/// (a compare of bits on the direct path).
+#[inline(always)]
+pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
+    let gl = g();
+    let hole = gl.hole.v();
+    let bad = match direct::layout() {
+        Some(_) => {
+            // SAFETY: direct path on; live values and a global reference.
+            let h = unsafe { direct::obj(hole) };
+            objs.iter().any(|&o| unsafe { direct::obj(o) } == h)
+        }
+        None => objs.iter().any(|&o| lx.eq(o, hole)),
+    };
+    if bad {
+        return Err(error::hole(lx));
+    }
+    Ok(())
 }
 
 /// Make a new table object.
@@ -749,14 +990,6 @@ fn is_user_ptr(lx: Lx, v: emacs_value) -> bool {
             false
         }
     }
-}
-
-/// Point `cell` at KEYS and VALS.
-fn set_pair(lx: Lx, cell: emacs_value, keys: emacs_value, vals: emacs_value) -> LResult<()> {
-    let gl = g();
-    lx.funcall(gl.f_setcar.v(), &[cell, keys])?;
-    lx.funcall(gl.f_setcdr.v(), &[cell, vals])?;
-    Ok(())
 }
 
 #[inline]
@@ -875,6 +1108,22 @@ impl Handle {
         }
     }
 
+    /// Put `l`'s key -> VALUE: set the value where `find` finds the key,
+    /// else insert it (looking again if an insertion's allocation let Lisp
+    /// change the table).
+    pub fn put_lookup(&self, lx: Lx, l: &mut Lookup, value: emacs_value) -> LResult<()> {
+        loop {
+            match self.find(lx, l)? {
+                Some(f) => return self.set_value(lx, f.entry, value),
+                None => {
+                    if self.insert_new(lx, &l.key, value)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// The value of entry `i` (found under the same `busy`).
     pub fn value_at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
         match self.read(lx, |t| t.storage.as_ref().map(Storage::vals))? {
@@ -910,8 +1159,9 @@ impl Handle {
                 lx.vec_set(kv, j, lx.vec_get(ok, i)?)?;
                 lx.vec_set(vv, j, lx.vec_get(ov, i)?)?;
             }
-            self.install_storage(lx, kv, vv, n)?;
+            self.install_storage(lx, kv, vv, n, None)?;
         }
+        self.touch();
         self.write(lx, |t| {
             t.raw = raw;
             t.hint = 0;
@@ -1040,6 +1290,7 @@ impl Handle {
         let (Some(l), Some(eo)) = (direct::layout(), elems.obj) else { return from };
         let plan = self.test.plan();
         let Ok(mut t) = self.t.try_borrow_mut() else { return from };
+        self.touch();
         for i in from..elems.len {
             if i > from && quit_requested(lx, i) {
                 return i;
@@ -1065,7 +1316,11 @@ impl Handle {
     #[inline]
     pub fn tally_quick(&self, key: emacs_value) -> bool {
         // SAFETY: `key` is a live value of this call.
-        self.quick(key, |t, k, f| t.tally_step(k, unsafe { direct::obj(key) }, f)).unwrap_or(false)
+        let done = self.quick(key, |t, k, f| t.tally_step(k, unsafe { direct::obj(key) }, f)).unwrap_or(false);
+        if done {
+            self.touch();
+        }
+        done
     }
 }
 
@@ -1078,6 +1333,7 @@ pub fn build(lx: Lx, test: Test, raw: RawTable, keys: &[emacs_value], vals: &[em
     let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
     let room = room.max(keys.len());
     if room > 0 {
+        let cell = h.new_cell(lx)?;
         let n = int(lx, room)?;
         let kv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
         let vv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
@@ -1085,7 +1341,7 @@ pub fn build(lx: Lx, test: Test, raw: RawTable, keys: &[emacs_value], vals: &[em
             lx.vec_set(kv, i, k)?;
             lx.vec_set(vv, i, v)?;
         }
-        h.install_storage(lx, kv, vv, room)?;
+        h.install_storage(lx, kv, vv, room, cell)?;
     }
     h.into_lisp(lx)
 }

@@ -415,8 +415,12 @@ Check every result and the final order; return the rhash table."
 (ert-deftest rhash-test-make-accepts ()
   (dolist (args '(() (:test eq) (:test eql) (:test equal) (:size 0) (:size 10)
                   (:size nil) (:weakness nil) (:rehash-size 3.0) (:rehash-threshold 0.9)
-                  (:purecopy t) (:rehash-size 0) (:rehash-size x) (:rehash-size)))
+                  (:purecopy t)))
     (should (rhash-p (apply #'rhash-make args))))
+  ;; Ignored on 30, checked on 28: whatever `make-hash-table' does here.
+  (dolist (args '((:rehash-size 0) (:rehash-size x) (:rehash-size)))
+    (should (equal (condition-case err (and (rhash-p (apply #'rhash-make args)) 'ok) (error err))
+                   (condition-case err (and (apply #'make-hash-table args) 'ok) (error err)))))
   (should (eq (rhash-test (rhash-make)) 'eql))
   (should (eq (rhash-test (rhash-make :test #'equal)) 'equal)))
 
