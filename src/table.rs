@@ -9,7 +9,7 @@
 //!   free list empty, insertions append.  This reproduces the built-in
 //!   iteration order exactly.
 //! - `index`: a power-of-two array of `u32` slot words, probed linearly from
-//!   the key's hash.  `SLOT_EMPTY` ends a probe; `SLOT_TOMB` marks a removed
+//!   the key's hash.  `Slot::EMPTY` ends a probe; `Slot::TOMB` marks a removed
 //!   entry's slot and lets probes continue past it; a live word holds 8 bits
 //!   of its key's hash above a 24-bit entry number, so a probe looks at an
 //!   entry only when the tag matches (a miss rarely touches the entry array,
@@ -32,10 +32,6 @@ use std::fmt;
 
 /// End of the free list.
 const EMPTY: u32 = u32::MAX;
-/// Index slot words that hold no entry.  Live words never take these values:
-/// in tagged mode their low 24 bits are an entry number <= `TAGGED_MAX`.
-const SLOT_EMPTY: u32 = u32::MAX;
-const SLOT_TOMB: u32 = u32::MAX - 1;
 const IDX_BITS: u32 = 24;
 const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
 /// Largest entry count whose entry numbers fit beside a tag.
@@ -55,6 +51,47 @@ const SHIFT_MAX: usize = 4096;
 #[inline]
 fn tag_of(meta: u64) -> u32 {
     ((meta >> 53) & 0xff) as u32
+}
+
+/// An index slot word: `EMPTY`, `TOMB`, or a live entry's number, with the
+/// key's tag above it in tagged mode (24-bit entry numbers) or alone in
+/// wide mode.  Live words never equal `EMPTY` or `TOMB`: in tagged mode their
+/// low 24 bits are an entry number <= `TAGGED_MAX`; in wide mode entry
+/// numbers stay below `MAX_ENTRIES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+struct Slot(u32);
+
+impl Slot {
+    const EMPTY: Slot = Slot(u32::MAX);
+    const TOMB: Slot = Slot(u32::MAX - 1);
+
+    /// The word of entry `i` whose key has `meta`.
+    #[inline]
+    fn live(meta: u64, i: u32, wide: bool) -> Slot {
+        Slot(if wide { i } else { (tag_of(meta) << IDX_BITS) | i })
+    }
+
+    #[inline]
+    fn is_live(self) -> bool {
+        self.0 < Slot::TOMB.0
+    }
+
+    /// The entry number of a live word.
+    #[inline]
+    fn entry(self, wide: bool) -> usize {
+        if wide {
+            self.0 as usize
+        } else {
+            (self.0 & IDX_MASK) as usize
+        }
+    }
+
+    /// The tag of a live word (tagged mode).
+    #[inline]
+    fn tag(self) -> u32 {
+        self.0 >> IDX_BITS
+    }
 }
 
 /// Kind tags live in the top 3 bits of `meta`; the low 61 bits are the hash.
@@ -109,7 +146,7 @@ impl fmt::Display for AllocError {
 #[derive(Debug, Default)]
 pub struct RawTable {
     entries: Vec<Entry>,
-    index: Vec<u32>,
+    index: Vec<Slot>,
     /// Slot words are plain entry numbers (no tag): the table has, or had,
     /// more entries than `tag_limit`.
     wide: bool,
@@ -224,16 +261,16 @@ impl RawTable {
             let pos = p.pos & mask;
             let w = self.index[pos];
             p.pos = pos + 1;
-            if w == SLOT_EMPTY {
+            if w == Slot::EMPTY {
                 return None;
             }
-            if w == SLOT_TOMB {
+            if w == Slot::TOMB {
                 continue;
             }
             let i = if self.wide {
-                w as usize
-            } else if w >> IDX_BITS == p.tag {
-                (w & IDX_MASK) as usize
+                w.entry(true)
+            } else if w.tag() == p.tag {
+                w.entry(false)
             } else {
                 continue;
             };
@@ -251,12 +288,14 @@ impl RawTable {
 
     /// The entry number in a live slot word.
     #[inline]
-    fn entry_of(&self, w: u32) -> usize {
-        if self.wide {
-            w as usize
-        } else {
-            (w & IDX_MASK) as usize
-        }
+    fn entry_of(&self, w: Slot) -> usize {
+        w.entry(self.wide)
+    }
+
+    /// The home slot of a key with this `meta` (the index is not empty).
+    #[inline]
+    fn home(&self, meta: u64) -> usize {
+        (meta & HASH_MASK) as usize & (self.index.len() - 1)
     }
 
     /// The entry number and index slot of the first candidate for which
@@ -330,24 +369,18 @@ impl RawTable {
         Ok(i)
     }
 
-    /// Replace the payload of live entry `i` (its key kind and hash stay).
-    #[inline]
-    pub fn set_payload(&mut self, i: usize, payload: u64) {
-        debug_assert!(self.entries[i].is_live());
-        self.entries[i].payload = payload;
-    }
 
     /// Remove live entry `i`; its slot goes on top of the free list.
     pub fn remove(&mut self, i: usize) {
         let e = self.entries[i];
         debug_assert!(e.is_live());
         let mask = self.index.len() - 1;
-        let mut pos = (e.meta & HASH_MASK) as usize & mask;
+        let mut pos = self.home(e.meta);
         loop {
             let w = self.index[pos];
             // Invariant: live entries are reachable from their home slot.
-            debug_assert!(w != SLOT_EMPTY);
-            if w != SLOT_TOMB && self.entry_of(w) == i {
+            debug_assert!(w != Slot::EMPTY);
+            if w != Slot::TOMB && self.entry_of(w) == i {
                 break;
             }
             pos = (pos + 1) & mask;
@@ -359,21 +392,21 @@ impl RawTable {
     /// (`last_slot`), without probing again.
     pub fn remove_at(&mut self, pos: usize, i: usize) {
         let mask = self.index.len() - 1;
-        debug_assert!(self.index[pos] < SLOT_TOMB && self.entry_of(self.index[pos]) == i);
+        debug_assert!(self.index[pos].is_live() && self.entry_of(self.index[pos]) == i);
         if self.index.len() <= self.shift_max {
             self.shift_back(pos);
-        } else if self.index[(pos + 1) & mask] == SLOT_EMPTY {
+        } else if self.index[(pos + 1) & mask] == Slot::EMPTY {
             // No probe continues past this slot, so it (and the tombstones
             // just before it) can become EMPTY again.
-            self.index[pos] = SLOT_EMPTY;
+            self.index[pos] = Slot::EMPTY;
             let mut back = pos.wrapping_sub(1) & mask;
-            while self.index[back] == SLOT_TOMB {
-                self.index[back] = SLOT_EMPTY;
+            while self.index[back] == Slot::TOMB {
+                self.index[back] = Slot::EMPTY;
                 self.tombs -= 1;
                 back = back.wrapping_sub(1) & mask;
             }
         } else {
-            self.index[pos] = SLOT_TOMB;
+            self.index[pos] = Slot::TOMB;
             self.tombs += 1;
         }
         self.entries[i] = Entry { meta: KIND_FREE, payload: self.free_head as u64 };
@@ -392,28 +425,28 @@ impl RawTable {
         loop {
             j = (j + 1) & mask;
             let w = self.index[j];
-            if w == SLOT_EMPTY {
+            if w == Slot::EMPTY {
                 break;
             }
-            if w == SLOT_TOMB {
+            if w == Slot::TOMB {
                 // (Unreachable today: tombstones come only from indexes above
                 // `shift_max`, indexes never shrink, and rebuilds drop them.)
                 continue;
             }
-            let home = (self.entries[self.entry_of(w)].meta & HASH_MASK) as usize & mask;
+            let home = self.home(self.entries[self.entry_of(w)].meta);
             if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
                 self.index[hole] = w;
                 hole = j;
             }
         }
-        self.index[hole] = SLOT_EMPTY;
+        self.index[hole] = Slot::EMPTY;
     }
 
     /// Remove everything; iteration restarts in insertion order.  Memory is
     /// kept (as `clrhash` keeps the table's size).
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.index.iter_mut().for_each(|w| *w = SLOT_EMPTY);
+        self.index.iter_mut().for_each(|w| *w = Slot::EMPTY);
         self.free_head = EMPTY;
         self.live = 0;
         self.tombs = 0;
@@ -445,6 +478,7 @@ impl RawTable {
         self.entries.iter().enumerate().filter(|(_, e)| e.is_live())
     }
 
+    #[cfg(test)]
     /// The free list, top first (for tests).
     pub fn free_list(&self) -> Vec<usize> {
         let mut out = Vec::new();
@@ -474,25 +508,25 @@ impl RawTable {
     #[inline]
     fn place(&mut self, meta: u64, i: u32) {
         let mask = self.index.len() - 1;
-        let mut pos = (meta & HASH_MASK) as usize & mask;
+        let mut pos = self.home(meta);
         loop {
             match self.index[pos] {
-                SLOT_EMPTY => break,
-                SLOT_TOMB => {
+                Slot::EMPTY => break,
+                Slot::TOMB => {
                     self.tombs -= 1;
                     break;
                 }
                 _ => pos = (pos + 1) & mask,
             }
         }
-        self.index[pos] = if self.wide { i } else { (tag_of(meta) << IDX_BITS) | i };
+        self.index[pos] = Slot::live(meta, i, self.wide);
     }
 
     /// Re-create the index with `size` slots, dropping all tombstones.
     fn rebuild_index(&mut self, size: usize) -> Result<(), AllocError> {
         let mut index = Vec::new();
         index.try_reserve_exact(size)?;
-        index.resize(size, SLOT_EMPTY);
+        index.resize(size, Slot::EMPTY);
         self.index = index;
         self.tombs = 0;
         for i in 0..self.entries.len() {
@@ -540,10 +574,10 @@ impl RawTable {
         let mask = self.index.len().wrapping_sub(1);
         let (mut max, mut sum) = (0, 0);
         for (pos, &w) in self.index.iter().enumerate() {
-            if w == SLOT_EMPTY || w == SLOT_TOMB {
+            if !w.is_live() {
                 continue;
             }
-            let home = (self.entries[self.entry_of(w)].meta & HASH_MASK) as usize & mask;
+            let home = self.home(self.entries[self.entry_of(w)].meta);
             let len = (pos.wrapping_sub(home) & mask) + 1;
             max = max.max(len);
             sum += len;
@@ -554,7 +588,7 @@ impl RawTable {
     /// Bytes of Rust heap memory the table holds (entry array and index,
     /// by capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>() + self.index.capacity() * std::mem::size_of::<u32>()
+        self.entries.capacity() * std::mem::size_of::<Entry>() + self.index.capacity() * std::mem::size_of::<Slot>()
     }
 }
 // ---- end bulk (issue 10) ----
@@ -679,9 +713,9 @@ mod tests {
             let t = &self.t;
             assert!(t.live + t.tombs < t.index.len().max(1));
             assert_eq!(t.iter().count(), t.len());
-            let in_index = t.index.iter().filter(|&&w| w < SLOT_TOMB).count();
+            let in_index = t.index.iter().filter(|w| w.is_live()).count();
             assert_eq!(in_index, t.len());
-            assert_eq!(t.index.iter().filter(|&&w| w == SLOT_TOMB).count(), t.tombs);
+            assert_eq!(t.index.iter().filter(|&&w| w == Slot::TOMB).count(), t.tombs);
             assert_eq!(t.free_list().len() + t.len(), t.slots());
             for (i, _) in t.iter() {
                 assert_eq!(self.find(self.keys[i]), Some(i));
