@@ -218,6 +218,8 @@ value (so that the call cannot be optimized away)."
   x)
 (bench--defloop bench--lisp-call (bench--lisp-nop key))
 (declare-function bench-nop1 nil (x))
+(declare-function bench-nop2 nil (x y))
+(declare-function bench-nop3 nil (x y z))
 (declare-function bench-nop-type-of nil (x))
 (declare-function bench-nop-user-ptr nil (x))
 (declare-function bench-nop-funcall nil (x))
@@ -228,6 +230,8 @@ value (so that the call cannot be optimized away)."
 (declare-function bench-nop-remove nil (key table))
 (declare-function bench-nop-read-pairs nil (kv))
 (bench--defloop bench--module-nop (bench-nop1 key))
+(bench--defloop bench--module-nop2 (bench-nop2 key tbl))
+(bench--defloop bench--module-nop3 (bench-nop3 key i tbl))
 (bench--defloop bench--module-type-of (bench-nop-type-of tbl))
 (bench--defloop bench--module-user-ptr (bench-nop-user-ptr tbl))
 (bench--defloop bench--module-funcall (bench-nop-funcall key))
@@ -460,6 +464,9 @@ stdout makes the next `message' start with an empty line.)"
               ,(and nop (lambda () (lambda () (bench--module-get-str srs slook)))))
              ("get str-k, 1000 entries" "(gethash s h)" ,(lambda () (lambda () (bench--get-b shs slook)))
               "(rhash-get s r)" ,(lambda () (lambda () (bench--get-r srs slook))))
+             ("empty module fn, 3 args (put's shape)" "(puthash k v h)" ,(lambda () (lambda () (bench--put-b hs keys)))
+              "(bench-nop3 k v r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-nop3 rs keys)))))
              ("minimal put-over's env calls" "(puthash k v h)" ,(lambda () (lambda () (bench--put-b hs keys)))
               "(bench-nop-put k v r) [C]"
               ,(and nop (lambda () (lambda () (bench--module-put rs keys)))))
@@ -472,6 +479,10 @@ stdout makes the next `message' start with an empty line.)"
              ("put-fresh fixnum, 1000 entries" "(puthash k v h) new"
               ,(lambda () (let ((ts (fresh-b))) (lambda () (bench--put-b ts keys))))
               "(rhash-put k v r) new" ,(lambda () (let ((ts (fresh-r))) (lambda () (bench--put-r ts keys)))))
+             ("empty module fn, 2 args (remove's shape)" "(remhash k h) full"
+              ,(lambda () (let ((ts (full-b))) (lambda () (bench--rem-b ts keys))))
+              "(bench-nop2 k r) [C]"
+              ,(and nop (lambda () (lambda () (bench--module-nop2 rs keys)))))
              ("minimal remove's env calls" "(remhash k h) full"
               ,(lambda () (let ((ts (full-b))) (lambda () (bench--rem-b ts keys))))
               "(bench-nop-remove k r) [C]"

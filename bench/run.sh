@@ -59,6 +59,20 @@ nop1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
   (void) env; (void) nargs; (void) data;
   return args[0];
 }
+/* Empty functions of put's and remove's shapes (3 and 2 arguments): the
+   floor of any module `rhash-put' / `rhash-remove'.  */
+static emacs_value
+nop2 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) data;
+  return args[0];
+}
+static emacs_value
+nop3 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) env; (void) nargs; (void) data;
+  return args[1];
+}
 static emacs_value
 typeof1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
 {
@@ -231,6 +245,8 @@ emacs_module_init (struct emacs_runtime *rt)
   keyv = env->make_global_ref (env, env->funcall (env, env->intern (env, "make-vector"), 2, mv));
   hole = env->make_global_ref (env, env->intern (env, "bench--hole"));
   defun (env, "bench-nop1", 1, nop1, "Return ARG (empty module function).");
+  defun (env, "bench-nop2", 2, nop2, "Return the first of 2 args (empty module function).");
+  defun (env, "bench-nop3", 3, nop3, "Return the second of 3 args (empty module function).");
   defun (env, "bench-nop-type-of", 1, typeof1, "Return (type-of ARG) via env->type_of.");
   defun (env, "bench-nop-user-ptr", 1, userptr1, "Read ARG's user-ptr finalizer and pointer.");
   defun (env, "bench-nop-funcall", 1, funcall1, "Return (sxhash-eq ARG) via env->funcall.");

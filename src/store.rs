@@ -370,6 +370,13 @@ impl Handle {
     /// return (the caller uses it before running Lisp again).
     #[inline]
     pub fn find(&self, lx: Lx, l: &mut Lookup) -> LResult<Option<Found>> {
+        // Numbers compare on their payloads: one Lisp-free probe.
+        if matches!(l.key.kind(), keys::INT | keys::FLOAT) {
+            let (meta, payload) = (l.key.meta, l.key.payload);
+            return self.read(lx, |t| {
+                t.raw.find(meta, |i| t.raw.payload(i) == payload).map(|(entry, slot)| Found { entry, slot })
+            });
+        }
         let _busy = self.busy_for_user();
         'again: loop {
             let g0 = self.gen();

@@ -300,8 +300,8 @@ impl RawTable {
 
     /// The entry number and index slot of the first candidate for which
     /// `same(entry number)` holds: a lookup for callers whose key comparison
-    /// cannot fail (the Rust tests and benchmark; the module compares keys
-    /// through Lisp and drives `next_candidate` itself).
+    /// cannot fail (number keys in the module, the Rust tests and benchmark;
+    /// keys compared through Lisp drive `next_candidate` themselves).
     #[inline]
     pub fn find(&self, meta: u64, mut same: impl FnMut(usize) -> bool) -> Option<(usize, usize)> {
         let mut p = self.probe(meta);
