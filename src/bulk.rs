@@ -341,14 +341,18 @@ fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 /// FUNCTION runs with the table free to change, and its result is put
 /// afresh (the key may have gone meanwhile), as the Lisp loop's `puthash`.
 fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Option<Key>, v: emacs_value, f: Option<emacs_value>) -> LResult<()> {
+    let Some(f) = f else {
+        // A plain merge: one put, with the cached hash where it serves.
+        return match cached {
+            Some(key) => h.put_key(lx, table, &key, v),
+            None => h.put(lx, table, k, v),
+        };
+    };
     h.check_mutable(lx, table)?;
     let busy = h.busy();
     let mut l = lookup_for(lx, h, k, cached, true)?;
     let Some(found) = h.find(lx, &mut l)? else {
         return h.put_lookup(lx, &mut l, v);
-    };
-    let Some(f) = f else {
-        return h.set_value(lx, found.entry, v);
     };
     let old = h.value_at(lx, found.entry)?;
     drop(busy);
@@ -422,8 +426,11 @@ impl<'a> Member<'a> {
         match self.b {
             Readable::R(h) => {
                 let _busy = h.busy();
-                let mut l = lookup_for(lx, h, k, cached, same)?;
-                match h.find(lx, &mut l)? {
+                let found = match cached {
+                    Some(key) if same => h.find_key(lx, &key)?,
+                    _ => h.lookup_quick(lx, k)?,
+                };
+                match found {
                     Some(f) => Ok(Some(h.value_at(lx, f.entry)?)),
                     None => Ok(None),
                 }
@@ -437,7 +444,17 @@ impl<'a> Member<'a> {
     }
 
     fn contains(&self, lx: Lx, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<bool> {
-        Ok(self.value(lx, k, cached, same)?.is_some())
+        match self.b {
+            Readable::R(h) => {
+                let _busy = h.busy();
+                Ok(match cached {
+                    Some(key) if same => h.find_key(lx, &key)?,
+                    _ => h.lookup_quick(lx, k)?,
+                }
+                .is_some())
+            }
+            Readable::Builtin(_) => Ok(self.value(lx, k, cached, same)?.is_some()),
+        }
     }
 }
 
@@ -474,19 +491,20 @@ fn filter(lx: Lx, a: &[emacs_value], keep: bool) -> LResult<emacs_value> {
     let _busy = ha.busy();
     let same = member.same(lx, Some(ha.test()));
     let (live, slots) = ha.read(lx, Table::extent)?;
-    let mut out = Gathered::default();
+    // The entry numbers of A to keep; the result copies them from A.
+    let mut kept = Vec::new();
+    let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
     for i in 0..slots {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
-        let Some((key, v)) = ha.entry_at(lx, i)? else { continue };
+        let Some((key, _)) = ha.entry_into(lx, i, boxes)? else { continue };
         if member.contains(lx, key.v, Some(key), same)? == keep {
-            out.push(key, v);
+            kept.push(i);
         }
     }
-    debug_assert!(out.keys.len() <= live);
-    let raw = out.raw(lx, out.keys.len())?;
-    store::build(lx, ha.test().try_clone(lx)?, raw, &out.keys, &out.vals, 0)
+    debug_assert!(kept.len() <= live);
+    store::build_from(lx, ha.test().try_clone(lx)?, ha, &kept)
 }
 
 fn intersection(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

@@ -331,6 +331,19 @@ pub fn classify_quick(l: &Layout, plan: Plan, v: emacs_value) -> Option<Key> {
     }
 }
 
+/// Whether `key` (classified on the direct path, perhaps by another table
+/// with the same test) can be looked up by `same_quick` alone: numbers,
+/// strings, and identity keys that are not symbols with position.
+#[inline(always)]
+pub fn is_quick(l: &Layout, key: &Key) -> bool {
+    match key.kind() {
+        INT | FLOAT | STR => true,
+        // SAFETY: the direct path is on (`l`); `key.v` is a live value.
+        IDENT => key.payload & IDENT_BITS != 0 && l.sympos_bare(unsafe { direct::obj(key.v) }).is_none(),
+        _ => false,
+    }
+}
+
 /// The direct path's comparison of a `classify_quick` key with a stored key
 /// of the same `meta`: `Some(same)`, or `None` when Lisp must decide (the
 /// stored key is a symbol with position).

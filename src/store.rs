@@ -417,6 +417,47 @@ impl Handle {
         Some(f(&mut t, &k, found))
     }
 
+    /// As `quick`, for a key already classified for this table's test (an
+    /// entry of a table with the same test; `key.v` holds the key).
+    #[inline(always)]
+    fn quick_key<R>(&self, key: &Key, f: impl FnOnce(&mut Table, Option<Found>) -> R) -> Option<R> {
+        let l = direct::layout()?;
+        if !keys::is_quick(l, key) {
+            return None;
+        }
+        let mut t = self.t.try_borrow_mut().ok()?;
+        let found = t.find_quick(l, key)?;
+        Some(f(&mut t, found))
+    }
+
+    /// The entry of a key already classified for this table's test.
+    pub fn find_key(&self, lx: Lx, key: &Key) -> LResult<Option<Found>> {
+        if let Some(found) = self.quick_key(key, |_, f| f) {
+            return Ok(found);
+        }
+        self.find(lx, &mut Lookup::cached(*key))
+    }
+
+    /// Put KEY -> VALUE for a key already classified for this table's test
+    /// (no key is hashed twice); `table` is the Lisp object, for errors.
+    pub fn put_key(&self, lx: Lx, table: emacs_value, key: &Key, value: emacs_value) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        storable(lx, &[key.v, value])?;
+        // SAFETY: `key.v` and `value` are live values of this call.
+        let done = self.quick_key(key, |t, f| match f {
+            Some(f) => {
+                t.set_value_direct(f.entry, unsafe { direct::obj(value) });
+                true
+            }
+            None => t.insert_direct(key, unsafe { direct::obj(key.v) }, unsafe { direct::obj(value) }),
+        });
+        if done == Some(true) {
+            self.touch();
+            return Ok(());
+        }
+        self.put_lookup(lx, &mut Lookup::cached(*key), value)
+    }
+
     /// `gethash`: KEY's value, or DEFAULT (nil if absent).  On the direct
     /// path the value goes back in KEY's argument box (check `return`).
     #[inline(always)]
@@ -1329,6 +1370,51 @@ impl Handle {
         }
         done
     }
+}
+
+/// A new Lisp table with `test` holding the entries `entries` of `src`, in
+/// that order, with their cached hashes; `src` must not change meanwhile
+/// (the caller holds it busy).  The entries are copied in one Lisp-free
+/// step once the new vectors exist.
+pub fn build_from(lx: Lx, test: Test, src: &Handle, entries: &[usize]) -> LResult<emacs_value> {
+    let n = entries.len();
+    let raw = src.read(lx, |t| -> Result<RawTable, crate::table::AllocError> {
+        let mut raw = RawTable::with_capacity(n)?;
+        for &i in entries {
+            if let Some(e) = t.raw.entry(i) {
+                raw.insert(e.meta, e.payload)?;
+            }
+        }
+        Ok(raw)
+    })?;
+    let raw = raw.map_err(|_| error::memory(lx))?;
+    let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
+    if n > 0 {
+        let gl = g();
+        let cell = h.new_cell(lx)?;
+        let len = int(lx, n)?;
+        let kv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
+        let vv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
+        // No Lisp from here to the copy's end.
+        let s = src.read(lx, |t| t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj))))?;
+        let Some((sk, sv, objs)) = s else { return Err(error::internal(lx, "entries without storage")) };
+        for (j, &i) in entries.iter().enumerate() {
+            match (objs, kv.obj, vv.obj) {
+                // SAFETY: live plain vectors; `i` is a live entry of `src`
+                // (below its vectors' length) and `j` < `n`, the copies' length.
+                (Some((ko, vo)), Some(dk), Some(dv)) => unsafe {
+                    direct::vset(dk, j, direct::vref(ko, i));
+                    direct::vset(dv, j, direct::vref(vo, i));
+                },
+                _ => {
+                    kv.set(lx, j, lx.vec_get(sk, i)?)?;
+                    vv.set(lx, j, lx.vec_get(sv, i)?)?;
+                }
+            }
+        }
+        h.install_storage(lx, kv.value(), vv.value(), n, cell)?;
+    }
+    h.into_lisp(lx)
 }
 
 /// A new Lisp table with `test` whose entry i is `keys[i]` -> `vals[i]`,
