@@ -159,6 +159,12 @@ impl Table {
         let Some((ko, vo, len)) = self.storage.as_ref().and_then(|s| Some((s.kobj?, s.vobj?, s.len))) else {
             return false;
         };
+        // The hole marker (an uninterned symbol, so an IDENT key) is no key:
+        // the general path signals.
+        // SAFETY: the direct path is on (`ko` exists); a global reference.
+        if k.kind() == keys::IDENT && key == unsafe { direct::obj(g().hole.v()) } {
+            return false;
+        }
         if self.raw.reserve_one().is_err() || self.raw.next_insert_slot() >= len {
             return false;
         }
@@ -442,7 +448,7 @@ impl Handle {
     /// (no key is hashed twice); `table` is the Lisp object, for errors.
     pub fn put_key(&self, lx: Lx, table: emacs_value, key: &Key, value: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        storable(lx, &[key.v, value])?;
+        storable(lx, &[value])?;
         // SAFETY: `key.v` and `value` are live values of this call.
         let done = self.quick_key(key, |t, f| match f {
             Some(f) => {
@@ -536,15 +542,17 @@ impl Handle {
     #[inline(always)]
     pub fn put(&self, lx: Lx, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        storable(lx, &[key, value])?;
+        storable(lx, &[value])?;
         // SAFETY: `key` and `value` are live values of this call.
         let quick = self.quick(key, |t, k, f| match f {
             Some(f) => {
                 t.set_value_direct(f.entry, unsafe { direct::obj(value) });
                 None
             }
+            // (`insert_direct` refuses the hole marker as a key.)
             None if t.insert_direct(k, unsafe { direct::obj(key) }, unsafe { direct::obj(value) }) => None,
-            // The vectors must grow (Lisp allocation).
+            // The vectors must grow (Lisp allocation), or the key is the
+            // marker.
             None => Some(*k),
         });
         let mut pending = match quick {
@@ -561,8 +569,9 @@ impl Handle {
                 None => self.lookup(lx, key)?,
             };
             match found {
-                (_, Some(f)) => return self.set_value(lx, f.entry, value),
+                (_, Some(f)) => return self.store_value(lx, f.entry, value),
                 (k, None) => {
+                    storable_key(lx, &k)?;
                     if self.insert_new(lx, &k, value)? {
                         return Ok(());
                     }
@@ -574,6 +583,11 @@ impl Handle {
     /// Set the value of a found entry.
     pub fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
         storable(lx, &[value])?;
+        self.store_value(lx, entry, value)
+    }
+
+    /// `set_value` of a value already checked by `storable`.
+    fn store_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
         let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
         match s {
             // SAFETY: live values vector longer than `entry`; `value` is a
@@ -589,8 +603,8 @@ impl Handle {
     /// Insert a key that a lookup has just found absent.  Returns false,
     /// having changed nothing, if Lisp run during the vector allocation
     /// changed the table: the caller must look the key up again.
-    pub fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<bool> {
-        storable(lx, &[key.v, value])?;
+    /// The caller checked the key and value with `storable`.
+    fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<bool> {
         let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
         let slot = slot.map_err(|_| error::memory(lx))?;
         if self.ensure_vectors(lx, slot + 1)? {
@@ -999,6 +1013,16 @@ fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs
     }
 }
 
+/// `storable` for a classified key: only identity and predicate keys can be
+/// the marker (a symbol), so numbers and strings need no check.
+#[inline]
+fn storable_key(lx: Lx, key: &Key) -> LResult<()> {
+    match key.kind() {
+        keys::INT | keys::FLOAT | keys::STR => Ok(()),
+        _ => storable(lx, &[key.v]),
+    }
+}
+
 /// Refuse the hole marker as a key or value: free slots are told apart by
 /// it, so it must never be an entry's (issue 13, item 4).  One `eq` each
 /// (a compare of bits on the direct path).
@@ -1160,9 +1184,11 @@ impl Handle {
     /// else insert it (looking again if an insertion's allocation let Lisp
     /// change the table).
     pub fn put_lookup(&self, lx: Lx, l: &mut Lookup, value: emacs_value) -> LResult<()> {
+        storable(lx, &[value])?;
+        storable_key(lx, &l.key)?;
         loop {
             match self.find(lx, l)? {
-                Some(f) => return self.set_value(lx, f.entry, value),
+                Some(f) => return self.store_value(lx, f.entry, value),
                 None => {
                     if self.insert_new(lx, &l.key, value)? {
                         return Ok(());
