@@ -1,0 +1,31 @@
+#!/bin/sh
+# Instructions per operation under callgrind (exact, unlike timings on a
+# noisy machine):  EMACS=emacs sh bench/callgrind.sh rget rget-sym rput ...
+# Each OP of bench/cg.el runs with N = 0 and N = 100000 iterations; the
+# difference over 100000 is printed (loop included: see OP `loop').
+# Operations: loop gethash rget gethash-sym rget-sym gethash-str rget-str
+# puthash rput remput rremput (cg-run); getmany tally merge (cg-bulk, per
+# element of a 1000-element call); maphash rmap (cg-map, per entry).
+# RHASH_NO_DIRECT=1 measures the official path.
+set -eu
+EMACS=${EMACS:-emacs}
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rhash-cg.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cp lisp/rhash.el lisp/rhash-module.so bench/cg.el "$tmp/"
+"$EMACS" -Q --batch -L "$tmp" -f batch-byte-compile "$tmp/rhash.el" "$tmp/cg.el" 2>/dev/null
+count() {
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" \
+    "$EMACS" -Q --batch -L "$tmp" -l cg --eval "($1 '$2 $3)" 2>&1 |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+for op in "$@"; do
+  case $op in
+    getmany|tally|merge) f=cg-bulk; n=100; per=100000 ;;
+    maphash|rmap) f=cg-map; n=100; per=100000 ;;
+    *) f=cg-run; n=100000; per=100000 ;;
+  esac
+  a=$(count $f "$op" 0)
+  b=$(count $f "$op" $n)
+  echo "$op $(( (b - a) / per ))"
+done
