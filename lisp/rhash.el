@@ -453,18 +453,10 @@ It has the same test and iterates in the same order.  (A weak
 HASH-TABLE gives a table that is not weak.)"
   (unless (hash-table-p hash-table)
     (signal 'wrong-type-argument (list 'hash-table-p hash-table)))
-  (let* ((n (hash-table-count hash-table))
-         (table (rhash-make :test (hash-table-test hash-table) :size n))
-         (keys (make-vector n nil))
-         (vals (make-vector n nil))
-         (i 0))
-    (maphash (lambda (k v)
-               (when (< i n)
-                 (aset keys i k)
-                 (aset vals i v)
-                 (setq i (1+ i))))
-             hash-table)
-    (rhash--adopt table keys vals)))
+  (let* ((table (rhash-make :test (hash-table-test hash-table)
+                            :size (hash-table-count hash-table)))
+         (kv (rhash--hash-table-vectors hash-table)))
+    (rhash--adopt table (aref kv 0) (aref kv 1))))
 
 (defun rhash-to-hash-table (table)
   "Return a new built-in hash table with the entries of rhash TABLE.

@@ -23,7 +23,7 @@
 
 use crate::api::{defuns, run};
 use crate::ffi::{Exit, Gref, LResult, Lx, RawFn};
-use crate::globals::g;
+use crate::globals::{g, string, sym};
 use crate::error;
 use crate::keys::{Key, Lookup, Test};
 use crate::store::{self, int, quit_requested, Handle, Slots, Table};
@@ -60,15 +60,6 @@ fn b() -> &'static Bulk {
     BULK.get().expect("rhash bulk globals are set at load time")
 }
 
-fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
-    let v = lx.intern(name)?;
-    lx.make_global_ref(v)
-}
-
-fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
-    let s = lx.make_string(text.to_bytes())?;
-    lx.make_global_ref(s)
-}
 
 defuns! {
     c"rhash-get-many" (2, 3) get_many

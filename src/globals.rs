@@ -62,12 +62,14 @@ pub fn g() -> &'static Globals {
     GLOBALS.get().expect("rhash globals are set at load time")
 }
 
-fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
+/// A global reference to the symbol NAME.
+pub fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
     let v = lx.intern(name)?;
     lx.make_global_ref(v)
 }
 
-fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
+/// A global reference to a new string.
+pub fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
     let s = lx.make_string(text.to_bytes())?;
     lx.make_global_ref(s)
 }
