@@ -368,6 +368,16 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
         let same = same_test(lx, src.test(), id);
         let mut i = 0;
         while i < src.bound(lx)? {
+            // A plain merge from a table with the same test: Lisp-free
+            // stretches in one step on the direct path.
+            if let (None, true, Entries::R(sh, boxes)) = (f, same, &src) {
+                let j = h.merge_quick(lx, sh, boxes[0], i);
+                step += j - i;
+                i = j;
+                if i >= src.bound(lx)? {
+                    break;
+                }
+            }
             step += 1;
             if quit_requested(lx, step) {
                 return Ok(g().nil());

@@ -1357,6 +1357,63 @@ impl Handle {
         n
     }
 
+    /// `rhash-merge`'s loop on the direct path, for a source `src` with the
+    /// same test, in one borrow of each table: put `src`'s entries from
+    /// entry number `from` on into this table, reusing their cached hashes,
+    /// while each step is Lisp-free (`key_box`, a local value box of this
+    /// call, holds the key being put).  Returns where it stopped: the end
+    /// of `src`'s entries, or an entry that needs Lisp or vectors that must
+    /// grow.
+    pub fn merge_quick(&self, lx: Lx, src: &Handle, key_box: emacs_value, from: usize) -> usize {
+        let Some(l) = direct::layout() else { return from };
+        if std::ptr::eq(self, src) {
+            // Merging a table into itself changes nothing; the general
+            // path does it one entry at a time.
+            return from;
+        }
+        let (Ok(s), Ok(mut t)) = (src.t.try_borrow(), self.t.try_borrow_mut()) else { return from };
+        let Some((sko, svo)) = s.storage.as_ref().and_then(|st| st.kobj.zip(st.vobj)) else { return from };
+        let hole = {
+            // SAFETY: direct path on; a global reference.
+            unsafe { direct::obj(g().hole.v()) }
+        };
+        let slots = s.raw.slots();
+        let mut changed = false;
+        let mut i = from;
+        while i < slots {
+            if i > from && quit_requested(lx, i) {
+                break;
+            }
+            let Some(e) = s.raw.entry(i) else {
+                i += 1;
+                continue;
+            };
+            // SAFETY: `i` is a live entry of `src`, below its vectors'
+            // length; `key_box` is a local value box of this call.
+            let (ko, vo) = unsafe { (direct::vref(sko, i), direct::vref(svo, i)) };
+            if vo == hole {
+                break;
+            }
+            // SAFETY: as above.
+            let key = Key { v: unsafe { direct::set_box(key_box, ko); key_box }, meta: e.meta, payload: e.payload };
+            if !keys::is_quick(l, &key) {
+                break;
+            }
+            match t.find_quick(l, &key) {
+                Some(Some(f)) => t.set_value_direct(f.entry, vo),
+                Some(None) if t.insert_direct(&key, ko, vo) => {}
+                _ => break,
+            }
+            changed = true;
+            i += 1;
+        }
+        drop(t);
+        if changed {
+            self.touch();
+        }
+        i
+    }
+
     /// `rhash-tally-into`'s loop on the direct path, in one borrow (as
     /// `get_many_quick`): count `elems[i]` from `from` on while each step
     /// is Lisp-free (`tally_step`); returns where it stopped.
