@@ -1079,6 +1079,11 @@ pub fn quit_requested(lx: Lx, i: usize) -> bool {
 // ---- What the bulk operations (bulk.rs) need ----
 
 impl Table {
+    /// The live entries' numbers, in iteration order.
+    pub fn live_entries(&self) -> Vec<usize> {
+        self.raw.iter().map(|(i, _)| i).collect()
+    }
+
     /// (live entries, entry slots): entry numbers run over `0..slots`.
     pub fn extent(&self) -> (usize, usize) {
         (self.raw.len(), self.raw.slots())
@@ -1455,22 +1460,25 @@ impl Handle {
     }
 }
 
-/// A new Lisp table with `test` holding the entries `entries` of `src`, in
-/// that order, with their cached hashes; `src` must not change meanwhile
-/// (the caller holds it busy).  The entries are copied in one Lisp-free
-/// step once the new vectors exist.
-pub fn build_from(lx: Lx, test: Test, src: &Handle, entries: &[usize]) -> LResult<emacs_value> {
-    let n = entries.len();
-    let raw = src.read(lx, |t| -> Result<RawTable, crate::table::AllocError> {
-        let mut raw = RawTable::with_capacity(n)?;
-        for &i in entries {
-            if let Some(e) = t.raw.entry(i) {
-                raw.insert(e.meta, e.payload)?;
+/// A new Lisp table with `test` holding, in order, the entries `entries`
+/// of each `(src, entries)` part, with their cached hashes (the parts'
+/// tables hash alike and hold distinct keys); the sources must not change
+/// meanwhile (the caller holds them busy).  The entries are copied in one
+/// Lisp-free step once the new vectors exist.
+pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<emacs_value> {
+    let n: usize = parts.iter().map(|p| p.1.len()).sum();
+    let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
+    for (src, entries) in parts {
+        let ok = src.read(lx, |t| -> Result<(), crate::table::AllocError> {
+            for &i in entries.iter() {
+                if let Some(e) = t.raw.entry(i) {
+                    raw.insert(e.meta, e.payload)?;
+                }
             }
-        }
-        Ok(raw)
-    })?;
-    let raw = raw.map_err(|_| error::memory(lx))?;
+            Ok(())
+        })?;
+        ok.map_err(|_| error::memory(lx))?;
+    }
     let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
     if n > 0 {
         let gl = g();
@@ -1479,20 +1487,30 @@ pub fn build_from(lx: Lx, test: Test, src: &Handle, entries: &[usize]) -> LResul
         let kv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
         let vv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
         // No Lisp from here to the copy's end.
-        let s = src.read(lx, |t| t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj))))?;
-        let Some((sk, sv, objs)) = s else { return Err(error::internal(lx, "entries without storage")) };
-        for (j, &i) in entries.iter().enumerate() {
-            match (objs, kv.obj, vv.obj) {
-                // SAFETY: live plain vectors; `i` is a live entry of `src`
-                // (below its vectors' length) and `j` < `n`, the copies' length.
-                (Some((ko, vo)), Some(dk), Some(dv)) => unsafe {
-                    direct::vset(dk, j, direct::vref(ko, i));
-                    direct::vset(dv, j, direct::vref(vo, i));
-                },
-                _ => {
-                    kv.set(lx, j, lx.vec_get(sk, i)?)?;
-                    vv.set(lx, j, lx.vec_get(sv, i)?)?;
+        let mut j = 0;
+        for (src, entries) in parts {
+            let s = src.read(lx, |t| t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj))))?;
+            let Some((sk, sv, objs)) = s else {
+                if entries.is_empty() {
+                    continue;
                 }
+                return Err(error::internal(lx, "entries without storage"));
+            };
+            for &i in entries.iter() {
+                match (objs, kv.obj, vv.obj) {
+                    // SAFETY: live plain vectors; `i` is a live entry of
+                    // `src` (below its vectors' length) and `j` < `n`, the
+                    // copies' length.
+                    (Some((ko, vo)), Some(dk), Some(dv)) => unsafe {
+                        direct::vset(dk, j, direct::vref(ko, i));
+                        direct::vset(dv, j, direct::vref(vo, i));
+                    },
+                    _ => {
+                        kv.set(lx, j, lx.vec_get(sk, i)?)?;
+                        vv.set(lx, j, lx.vec_get(sv, i)?)?;
+                    }
+                }
+                j += 1;
             }
         }
         h.install_storage(lx, kv.value(), vv.value(), n, cell)?;
