@@ -259,6 +259,7 @@ See `rhash-module-always-compile'."
 (declare-function rhash-compact "rhash-module" (table))
 (declare-function rhash-stats "rhash-module" (table))
 (declare-function rhash--pairs "rhash-module" (table))
+(declare-function rhash--walk "rhash-module" (function table))
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -380,6 +381,15 @@ The order is the table's iteration order: insertion order, a removed
 key's place reused by the next new key.  FUNCTION may set or remove
 the current key; keys it adds in later places are visited, and
 clearing the table ends the walk.  Like `maphash'."
+  ;; On the direct path the module walks (`rhash--walk'): it reads each
+  ;; entry without Lisp and calls FUNCTION itself, as `maphash' does.
+  (unless (rhash--walk function table)
+    (rhash--walk-lisp function table))
+  nil)
+
+(defun rhash--walk-lisp (function table)
+  "Call FUNCTION with each key and value of TABLE, walking from Lisp.
+The official path's `rhash-map'."
   ;; Entry I lives in slot I of the storage vectors for its whole life, so
   ;; the walk goes by slot.  The cell is re-read after each call because
   ;; FUNCTION may make the table reallocate its vectors.

@@ -122,6 +122,8 @@ defuns! {
         c"Internal: (KEYS . VALUES) of TABLE, two fresh lists in iteration\norder read at one instant (a GC during the copy cannot pair a key\nwith another entry's value).\n\n(fn TABLE)";
     c"rhash--signals-visible" (1, 1) signals_visible
         c"Internal: tell the module whether signals it catches could be seen\n(FLAG non-nil while `debug-on-signal' or `signal-hook-function' is\nnon-nil): then it asks Emacs only questions that cannot signal.\nRun by variable watchers set up in rhash.el.\n\n(fn FLAG)";
+    c"rhash--walk" (2, 2) walk
+        c"Internal: `rhash-map' in one module call on the direct path.\nCall FUNCTION with each key and value of TABLE and return t; return\nnil at once, calling nothing, when the direct path is off (then\n`rhash-map' walks the storage from Lisp).\n\n(fn FUNCTION TABLE)";
     c"rhash--hole" (0, 0) hole
         c"Internal: the marker stored in free slots of `rhash--storage'.\nIt cannot be stored as a key or value (an error).\n\n(fn)";
     c"rhash--stats" (1, 1) stats
@@ -210,6 +212,15 @@ fn values(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(Handle::of(lx, a[0])?.read(lx, Table::cell)?.unwrap_or_else(|| g().nil()))
+}
+
+fn walk(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let h = Handle::of(lx, a[1])?;
+    let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
+    match h.walk_direct(lx, a[0], boxes) {
+        Some(r) => r.map(|()| g().bool(true)),
+        None => Ok(g().nil()),
+    }
 }
 
 fn pairs(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

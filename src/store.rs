@@ -1419,6 +1419,47 @@ impl Handle {
         i
     }
 
+    /// `maphash` on the direct path: call FUNCTION with each entry's key and
+    /// value in iteration order, reading both in one Lisp-free step and
+    /// re-reading the table after each call (FUNCTION may change it: keys
+    /// added in later places are visited, a clear ends the walk).  `boxes`
+    /// are two local value boxes of this call, rewritten for each entry.
+    /// `None` on the official path (the caller walks from Lisp).
+    pub fn walk_direct(&self, lx: Lx, function: emacs_value, boxes: [emacs_value; 2]) -> Option<LResult<()>> {
+        direct::layout()?;
+        let hole = {
+            // SAFETY: direct path on; a global reference.
+            unsafe { direct::obj(g().hole.v()) }
+        };
+        let mut i = 0;
+        loop {
+            let pair = self.t.try_borrow().ok().and_then(|t| {
+                let s = t.storage.as_ref()?;
+                let (ko, vo) = s.kobj.zip(s.vobj)?;
+                // The walk's end is re-read at each step.
+                (i < t.raw.slots()).then(|| {
+                    // SAFETY: live vectors at least `slots` long.
+                    unsafe { (direct::vref(ko, i), direct::vref(vo, i)) }
+                })
+            });
+            let Some((k, v)) = pair else { return Some(Ok(())) };
+            i += 1;
+            if k == hole || v == hole {
+                continue;
+            }
+            // SAFETY: local value boxes of this call (check `return`); the
+            // objects are live (in the table's vectors).
+            let args = unsafe {
+                direct::set_box(boxes[0], k);
+                direct::set_box(boxes[1], v);
+                [boxes[0], boxes[1]]
+            };
+            if let Err(e) = lx.funcall(function, &args) {
+                return Some(Err(e));
+            }
+        }
+    }
+
     /// `rhash-tally-into`'s loop on the direct path, in one borrow (as
     /// `get_many_quick`): count `elems[i]` from `from` on while each step
     /// is Lisp-free (`tally_step`); returns where it stopped.
