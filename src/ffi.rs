@@ -51,10 +51,10 @@ pub struct Lx<'e> {
 /// The env member `$name`, for use inside an `unsafe` block whose SAFETY
 /// note refers here: `env` is the live env Emacs passed to the current module
 /// function, and `emacs_module_init` (lib.rs) refuses an env smaller than
-/// `MIN_ENV_SIZE`, Emacs 26's, so every member up to `should_quit` is there
-/// and the Option is Some.  The struct type is Emacs 28's (the crate's
-/// `emacs-28` bindings) but Emacs 27 allocates a shorter one: a member after
-/// `should_quit` may only be called once `Lx::env_size` covers it.
+/// `MIN_ENV_SIZE`, Emacs 27's, so every member up to `make_big_integer` is
+/// there and the Option is Some.  The struct type is Emacs 28's (the crate's
+/// `emacs-28` bindings) but Emacs 27 allocates a shorter one: no member
+/// added in 28 may be called without checking the env's `size` first.
 macro_rules! f {
     ($s:expr, $name:ident) => {
         (*$s.env).$name.unwrap_unchecked()
@@ -68,15 +68,6 @@ impl Lx<'_> {
     #[inline]
     pub unsafe fn new(env: *mut emacs_env) -> Self {
         Lx { env, call: PhantomData }
-    }
-
-    /// The size of the running Emacs's env struct, to test whether a member
-    /// newer than Emacs 26 exists (`offset_of!(emacs_env, m) < env_size()`).
-    #[allow(dead_code)]
-    #[inline]
-    pub fn env_size(&self) -> usize {
-        // SAFETY: `size` is the first member of the env in every version.
-        unsafe { (*self.env).size as usize }
     }
 
     #[inline]

@@ -27,13 +27,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 emacs::plugin_is_GPL_compatible!();
 
-/// The smallest `emacs_env` we can work with: Emacs 26's, whose last member
-/// is `should_quit`, the newest one `Lx` calls unconditionally.  Emacs 27's
-/// env is larger; members added after `should_quit` (27: `process_input`,
-/// `make_big_integer`...; 28: `open_channel`, `make_unibyte_string`...) may
-/// only be called after `Lx::env_size` says they exist.
-pub(crate) const MIN_ENV_SIZE: usize = std::mem::offset_of!(emacs_env, should_quit)
-    + std::mem::size_of::<Option<unsafe extern "C" fn(*mut emacs_env) -> bool>>();
+/// The smallest `emacs_env` we can work with: Emacs 27's, whose last member
+/// is `make_big_integer`.  `Lx` calls members up to there (`should_quit`
+/// from 26, `extract_big_integer` from 27, in the signal-free mode), none
+/// added in 28 (`open_channel`, `make_unibyte_string`...).  rhash.el needs
+/// 27.1 too.
+pub(crate) const MIN_ENV_SIZE: usize = std::mem::offset_of!(emacs_env, make_big_integer)
+    // (Every member is an optional function pointer: one pointer wide.)
+    + std::mem::size_of::<Option<unsafe extern "C" fn()>>();
 
 /// Emacs's entry point for the module (our own, not the `emacs` crate's
 /// `#[emacs::module]`: that one refuses Emacs 27 with the crate's `emacs-28`
@@ -60,11 +61,11 @@ pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int
     };
     // SAFETY: `size` is the first member of `emacs_env` in every version.
     if env.is_null() || (unsafe { (*env).size } as usize) < MIN_ENV_SIZE {
-        // Emacs 25: too old (rhash.el itself needs 27.1).
+        // Emacs 25 or 26: too old (rhash.el itself needs 27.1).
         return 2;
     }
     // SAFETY: `env` is the env of this init call, checked to have every
-    // member up to `should_quit`.
+    // member up to `make_big_integer`.
     let lx = unsafe { ffi::Lx::new(env) };
     let ok = catch_unwind(AssertUnwindSafe(|| {
         globals::init(lx)
