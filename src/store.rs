@@ -1333,7 +1333,7 @@ impl Handle {
     /// pending (polled every 4096 keys); returns where it stopped (`len`
     /// when done).
     pub fn get_many_quick(&self, lx: Lx, keys: &Slots, out: &Slots, from: usize) -> usize {
-        let (Some(l), Some(ko), Some(oo)) = (direct::layout(), keys.obj, out.obj) else { return from };
+        let (Some(l), Some(_), Some(oo)) = (direct::layout(), keys.obj, out.obj) else { return from };
         let plan = self.test.plan();
         let Ok(t) = self.t.try_borrow() else { return from };
         let n = keys.len.min(out.len);
@@ -1341,17 +1341,14 @@ impl Handle {
             if i > from && quit_requested(lx, i) {
                 return i;
             }
-            // SAFETY: `i` < both lengths of live plain vectors; `scratch`
-            // is a local value box of this call (check `return`).
-            let key = unsafe {
-                direct::set_box(keys.scratch, direct::vref(ko, i));
-                keys.scratch
-            };
+            // (On the direct path `at` rewrites a box and cannot fail.)
+            let Ok(key) = keys.at(lx, i) else { return i };
             let Some(k) = keys::classify_quick(l, plan, key) else { return i };
             match t.find_quick(l, &k) {
                 Some(Some(f)) => {
                     if let Some(v) = t.value_obj(f.entry) {
-                        // SAFETY: as above; the value is live (in the table).
+                        // SAFETY: `i` < `n` <= the live vector's length; the
+                        // value is live (in the table).
                         unsafe { direct::vset(oo, i, v) };
                     }
                 }
@@ -1464,7 +1461,7 @@ impl Handle {
     /// `get_many_quick`): count `elems[i]` from `from` on while each step
     /// is Lisp-free (`tally_step`); returns where it stopped.
     pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize) -> usize {
-        let (Some(l), Some(eo)) = (direct::layout(), elems.obj) else { return from };
+        let (Some(l), Some(_)) = (direct::layout(), elems.obj) else { return from };
         let plan = self.test.plan();
         let Ok(mut t) = self.t.try_borrow_mut() else { return from };
         self.touch();
@@ -1472,11 +1469,7 @@ impl Handle {
             if i > from && quit_requested(lx, i) {
                 return i;
             }
-            // SAFETY: as in `get_many_quick`.
-            let key = unsafe {
-                direct::set_box(elems.scratch, direct::vref(eo, i));
-                elems.scratch
-            };
+            let Ok(key) = elems.at(lx, i) else { return i };
             let Some(k) = keys::classify_quick(l, plan, key) else { return i };
             let Some(f) = t.find_quick(l, &k) else { return i };
             // SAFETY: `key` holds a live element.
