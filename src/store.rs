@@ -5,7 +5,7 @@
 //! free slots holding a private marker (`hole`).  The table holds one global
 //! reference per vector, so storing an entry costs two slot stores instead of
 //! two global references (measured in docs/design.md).  The vectors are also
-//! shared with Lisp as a cons `(KEYS . VALS)`, updated in place when they
+//! shared with Lisp as a 2-slot vector `[KEYS VALS]`, updated in place when they
 //! are reallocated, so `rhash-map` walks them from byte-code.
 //!
 //! Invariants (stated once, kept by the methods of this module alone):
@@ -113,7 +113,7 @@ impl Table {
         [self.raw.slots(), self.raw.len(), self.raw.tombstones(), self.raw.index_len(), self.vlen()]
     }
 
-    /// The `(KEYS . VALS)` cell, once the table has storage.
+    /// The `[KEYS VALS]` cell, once the table has storage.
     pub fn cell(&self) -> Option<emacs_value> {
         self.storage.as_ref().map(Storage::cell)
     }
