@@ -9,7 +9,7 @@ use crate::ffi::{Exit, LResult, Lx, RawFn};
 use crate::globals::g;
 use crate::keys::Test;
 use crate::release;
-use crate::store::{self, int, Handle, Table};
+use crate::store::{self, int, Handle, KeyArg, Table};
 use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -150,7 +150,7 @@ fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    Ok(g().bool(Handle::of(lx, a[1])?.contains(lx, a[0])?))
+    Ok(g().bool(Handle::of(lx, a[1])?.contains(lx, KeyArg::Value(a[0]))?))
 }
 
 fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -217,7 +217,7 @@ fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 fn walk(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[1])?;
     let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
-    match h.walk_direct(lx, a[0], boxes) {
+    match h.walk(lx, a[0], boxes) {
         Some(r) => r.map(|()| g().bool(true)),
         None => Ok(g().nil()),
     }

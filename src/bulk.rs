@@ -25,9 +25,8 @@ use crate::api::{defuns, run};
 use crate::ffi::{Exit, Gref, LResult, Lx, RawFn};
 use crate::globals::{g, string, sym};
 use crate::error;
-use crate::keys::{Key, Lookup, Test};
-use crate::store::{self, int, quit_requested, Handle, Slots, Table};
-use crate::table::RawTable;
+use crate::keys::{Key, Test};
+use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table};
 use emacs::raw::{emacs_env, emacs_value};
 use once_cell::sync::OnceCell;
 use std::ffi::{c_void, CStr};
@@ -87,6 +86,8 @@ defuns! {
     c"rhash-stats" (1, 1) stats
         c"Return a plist describing TABLE's memory and probe lengths.\n:count entries, :capacity (as `rhash-size'), :slots entry places in\nuse or free, :vector-length of the storage vectors, :index-slots,\n:tombstones, :max-probe and :mean-probe (index slots a lookup of\na present key examines), and :bytes, the memory TABLE holds outside\nthe Lisp heap.\n\n(fn TABLE)";
 }
+
+
 
 /// Exported for `lib.rs`: look up the globals and define the functions.
 pub fn init(lx: Lx) -> LResult<()> {
@@ -215,7 +216,7 @@ impl Entries<'_> {
     /// value, valid until the next `get`.
     fn get(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
         match self {
-            Entries::R(h, boxes) => Ok(h.entry_into(lx, i, *boxes)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::R(h, boxes) => Ok(h.entry_to(lx, i, *boxes)?.map(|(k, v)| (k.v, Some(k), v))),
             Entries::Vecs(k, v, _) => Ok(Some((k.at(lx, i)?, None, v.at(lx, i)?))),
         }
     }
@@ -237,13 +238,13 @@ impl Entries<'_> {
     }
 }
 
-/// The lookup of KEY in `h`: the cached hash when `cached` was computed for
-/// the same test, else the key classified for `h`.  The caller holds busy.
+/// KEY as a lookup argument: its cached hash when `cached` was computed
+/// for the same test (`same`), else the key itself.
 #[inline]
-fn lookup_for(lx: Lx, h: &Handle, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<Lookup> {
+fn key_arg(k: emacs_value, cached: Option<Key>, same: bool) -> KeyArg {
     match cached {
-        Some(key) if same => Ok(Lookup::cached(key)),
-        _ => h.classify(lx, k),
+        Some(key) if same => KeyArg::Classified(key),
+        _ => KeyArg::Value(k),
     }
 }
 
@@ -278,7 +279,7 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                     return Ok(gl.nil());
                 }
                 let k = keys.at(lx, i)?;
-                if let Some(f) = h.lookup_quick(lx, k)? {
+                if let (_, Some(f)) = h.locate(lx, KeyArg::Value(k))? {
                     h.value_into(lx, f.entry, &out, i)?;
                 }
                 i += 1;
@@ -332,25 +333,23 @@ fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 /// FUNCTION runs with the table free to change, and its result is put
 /// afresh (the key may have gone meanwhile), as the Lisp loop's `puthash`.
 fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Option<Key>, v: emacs_value, f: Option<emacs_value>) -> LResult<()> {
+    let key = key_arg(k, cached, true);
+    h.check_mutable(lx, table)?;
     let Some(f) = f else {
         // A plain merge: one put, with the cached hash where it serves.
-        return match cached {
-            Some(key) => h.put_key(lx, table, &key, v),
-            None => h.put(lx, table, k, v),
-        };
+        return h.put_key(lx, key, v);
     };
-    h.check_mutable(lx, table)?;
     let busy = h.busy();
-    let mut l = lookup_for(lx, h, k, cached, true)?;
-    let Some(found) = h.find(lx, &mut l)? else {
-        return h.put_lookup(lx, &mut l, v);
+    let (key, found) = h.locate(lx, key)?;
+    let Some(found) = found else {
+        return h.put_key(lx, KeyArg::Classified(key), v);
     };
     let old = h.value_at(lx, found.entry)?;
     drop(busy);
     let new = lx.funcall(f, &[old, v])?;
     h.check_mutable(lx, table)?;
     let _busy = h.busy();
-    h.put_lookup(lx, &mut l, new)
+    h.put_key(lx, KeyArg::Classified(key), new)
 }
 
 fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<emacs_value>) -> LResult<emacs_value> {
@@ -371,7 +370,7 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
             // A plain merge from a table with the same test: Lisp-free
             // stretches in one step on the direct path.
             if let (None, true, Entries::R(sh, boxes)) = (f, same, &src) {
-                let j = h.merge_quick(lx, sh, boxes[0], i);
+                let j = h.merge_quick(lx, sh, *boxes, i);
                 step += j - i;
                 i = j;
                 if i >= src.bound(lx)? {
@@ -427,11 +426,7 @@ impl<'a> Member<'a> {
         match self.b {
             Readable::R(h) => {
                 let _busy = h.busy();
-                let found = match cached {
-                    Some(key) if same => h.find_key(lx, &key)?,
-                    _ => h.lookup_quick(lx, k)?,
-                };
-                match found {
+                match h.locate(lx, key_arg(k, cached, same))?.1 {
                     Some(f) => Ok(Some(h.value_at(lx, f.entry)?)),
                     None => Ok(None),
                 }
@@ -448,38 +443,10 @@ impl<'a> Member<'a> {
         match self.b {
             Readable::R(h) => {
                 let _busy = h.busy();
-                Ok(match cached {
-                    Some(key) if same => h.find_key(lx, &key)?,
-                    _ => h.lookup_quick(lx, k)?,
-                }
-                .is_some())
+                h.contains(lx, key_arg(k, cached, same))
             }
             Readable::Builtin(_) => Ok(self.value(lx, k, cached, same)?.is_some()),
         }
-    }
-}
-
-/// Entries of a new table, gathered before it is built.
-#[derive(Default)]
-struct Gathered {
-    keys: Vec<emacs_value>,
-    vals: Vec<emacs_value>,
-    metas: Vec<Key>,
-}
-
-impl Gathered {
-    fn push(&mut self, key: Key, v: emacs_value) {
-        self.keys.push(key.v);
-        self.vals.push(v);
-        self.metas.push(key);
-    }
-
-    fn raw(&self, lx: Lx, room: usize) -> LResult<RawTable> {
-        let mut raw = RawTable::with_capacity(room).map_err(|_| error::memory(lx))?;
-        for k in &self.metas {
-            raw.insert(k.meta, k.payload).map_err(|_| error::memory(lx))?;
-        }
-        Ok(raw)
     }
 }
 
@@ -499,7 +466,7 @@ fn filter(lx: Lx, a: &[emacs_value], keep: bool) -> LResult<emacs_value> {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
-        let Some((key, _)) = ha.entry_into(lx, i, boxes)? else { continue };
+        let Some((key, _)) = ha.entry_to(lx, i, boxes)? else { continue };
         if member.contains(lx, key.v, Some(key), same)? == keep {
             kept.push(i);
         }
@@ -538,59 +505,42 @@ fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                 if quit_requested(lx, i) {
                     return Ok(g().nil());
                 }
-                let Some((key, _)) = hb.entry_into(lx, i, boxes)? else { continue };
-                if ha.find_key(lx, &key)?.is_none() {
+                let Some((key, _)) = hb.entry_to(lx, i, boxes)? else { continue };
+                if !ha.contains(lx, KeyArg::Classified(key))? {
                     b_entries.push(i);
                 }
             }
             return store::build_from(lx, ida.try_clone(lx)?, &[(ha, &a_entries), (hb, &b_entries)]);
         }
     }
-    let mut out = Gathered::default();
+    let mut out = Vec::new();
     for i in 0..slots {
-        if let Some((key, v)) = ha.entry_at(lx, i)? {
-            out.push(key, v);
+        if let Some(entry) = ha.entry_at(lx, i)? {
+            out.push(entry);
         }
     }
-    let na = out.keys.len();
     // B's entries whose keys A lacks, each keyed for A's test.
     let src = Entries::of(lx, rb)?;
     let same = same_test(lx, src.test(), ida);
-    let mut extra = Gathered::default();
+    let mut extra = Vec::new();
     for i in 0..src.bound(lx)? {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         // `extra` keeps the values: owned ones, not `get`'s reused boxes.
         let Some((k, cached, v)) = src.get_owned(lx, i)? else { continue };
-        let mut l = lookup_for(lx, ha, k, cached, same)?;
-        if ha.find(lx, &mut l)?.is_none() {
-            extra.push(l.key, v);
+        if let (key, None) = ha.locate(lx, key_arg(k, cached, same))? {
+            extra.push((key, v));
         }
     }
     let test = ha.test().try_clone(lx)?;
     if same {
         // B's keys are distinct under A's test: append them as they are.
-        out.keys.extend_from_slice(&extra.keys);
-        out.vals.extend_from_slice(&extra.vals);
-        out.metas.extend_from_slice(&extra.metas);
-        let raw = out.raw(lx, out.keys.len())?;
-        return store::build(lx, test, raw, &out.keys, &out.vals, 0);
+        out.append(&mut extra);
     }
     // Under another test two of B's keys may be one key of A's test: the
     // later one replaces the value, as repeated puts would.
-    let raw = out.raw(lx, na + extra.keys.len())?;
-    let result = store::build(lx, test, raw, &out.keys, &out.vals, na + extra.keys.len())?;
-    let hr = Handle::of(lx, result)?;
-    let _busy_r = hr.busy();
-    for (i, (&key, &v)) in extra.metas.iter().zip(&extra.vals).enumerate() {
-        if quit_requested(lx, i) {
-            return Ok(g().nil());
-        }
-        let mut l = Lookup::cached(key);
-        hr.put_lookup(lx, &mut l, v)?;
-    }
-    Ok(result)
+    store::build(lx, test, &out, &extra)
 }
 
 /// The number of entries of a readable table.
@@ -657,7 +607,7 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let mut i = 0;
     while i < elems.len() {
         // As in `get_many`: Lisp-free stretches first.
-        i = h.tally_many_quick(lx, &elems, i);
+        i = h.tally_many_quick(lx, &elems, i, one)?;
         if i >= elems.len() {
             break;
         }
@@ -666,18 +616,7 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         }
         let k = elems.at(lx, i)?;
         i += 1;
-        if h.tally_quick(k) {
-            continue;
-        }
-        let mut l = h.classify(lx, k)?;
-        match h.find(lx, &mut l)? {
-            Some(f) => {
-                let old = h.value_at(lx, f.entry)?;
-                let new = incremented(lx, old)?;
-                h.set_value(lx, f.entry, new)?;
-            }
-            None => h.put_lookup(lx, &mut l, one)?,
-        }
+        h.tally(lx, k, one, |old| incremented(lx, old))?;
     }
     Ok(table)
 }
@@ -717,34 +656,10 @@ fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let test = test_named(lx, a.get(1).copied())?;
     let (vec, _) = seq_vector(lx, a[0], true)?;
-    let elems = Slots::new(lx, vec)?;
-    let n = elems.len();
-    if n == 0 {
+    if lx.vec_size(vec)? == 0 {
         return Ok(gl.nil());
     }
-    let h = Handle::scratch(test).map_err(|_| error::memory(lx))?;
-    let mut raw = RawTable::with_capacity(n.min(1 << 16)).map_err(|_| error::memory(lx))?;
-    // The distinct elements so far are vec[0..w], entry e of `raw` being
-    // vec[e]: the scratch table's keys are the (fresh) input vector itself.
-    let mut w = 0;
-    for i in 0..n {
-        if quit_requested(lx, i) {
-            return Ok(gl.nil());
-        }
-        let k = elems.at(lx, i)?;
-        let mut l = h.classify(lx, k)?;
-        if h.find_in(lx, &mut l, &raw, vec)?.is_none() {
-            let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
-            debug_assert_eq!(e, w);
-            if e != i {
-                elems.set(lx, e, k)?;
-            }
-            w += 1;
-        }
-    }
-    // The distinct elements, vec[0..w], as a fresh list.
-    let part = if w == n { vec } else { lx.funcall(gl.f_substring.v(), &[vec, int(lx, 0)?, int(lx, w)?])? };
-    lx.funcall(gl.f_append.v(), &[part, gl.nil()])
+    Ok(store::uniq(lx, test, vec)?.unwrap_or_else(|| gl.nil()))
 }
 
 // ---- Memory ----
@@ -758,7 +673,7 @@ fn compact(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
-    let s = h.read(lx, Table::bulk_stats)?;
+    let s = h.read(lx, Table::full_stats)?;
     let bl = b();
     // (/ (float SUM) (max COUNT 1)), without a float constructor in `Lx`.
     let sum = lx.funcall(bl.f_float.v(), &[int(lx, s.probe_sum)?])?;

@@ -19,6 +19,7 @@ mod info;
 mod keys;
 mod quiet;
 mod release;
+mod storage;
 mod store;
 
 use emacs::raw::{emacs_env, emacs_runtime};

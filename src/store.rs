@@ -1,20 +1,17 @@
-//! A table's state: the pure `RawTable` plus the Lisp storage of its keys
-//! and values.  The only module that changes a table.
+//! A table: the pure `RawTable` plus its storage (`storage.rs`), behind the
+//! `Handle` that Lisp holds.  The only module that changes a table, and the
+//! only one that makes tables.
 //!
-//! Keys and values live in two Lisp vectors, `keys[i]`/`vals[i]` for entry i,
-//! free slots holding a private marker (`hole`).  The table holds one global
-//! reference per vector, so storing an entry costs two slot stores instead of
-//! two global references (measured in docs/design.md).  The vectors are also
-//! shared with Lisp as a 2-slot vector `[KEYS VALS]`, updated in place when they
-//! are reallocated, so `rhash-map` walks them from byte-code.
+//! A key's way: `locate` is the one probe.  It answers "found at this
+//! entry" or "absent" for a key given as a Lisp value or already
+//! classified (an entry of a table with the same test), Lisp-free on the
+//! direct path when the key allows (`locate_quick`, which may decline),
+//! else classifying and comparing through Lisp (`find`).  Every lookup and
+//! every insertion (`put`, `put_key`, the bulk loops) starts from it; an
+//! absent key goes in through `insert`.
 //!
 //! Invariants (stated once, kept by the methods of this module alone):
-//! - `storage` is `None` until the first insertion; then both vectors are
-//!   `storage.len >= raw.slots()` long and slot i holds entry i's key and
-//!   value, or `hole` in both for a free entry;
-//! - the cell `[KEYS VALS]` holds the vectors `storage` references; it is
-//!   updated with slot stores, which run no Lisp, in the step that switches
-//!   `storage`;
+//! - the storage holds entry i's key and value at place i (`storage.rs`);
 //! - the table is consistent wherever Lisp can run: each multi-step change
 //!   allocates first, then switches in one Lisp-free step;
 //! - no Rust borrow is held while Lisp can run.  While a user test's hash
@@ -24,67 +21,34 @@
 //!   (`post-gc-hook` and finalizers at a GC inside an allocation) may
 //!   modify the table, as with a built-in table: every modification bumps
 //!   the handle's generation (`touch`), and an operation that ran Lisp
-//!   checks it before relying on what it read earlier (issue 13).
+//!   checks it before relying on what it read earlier.
 //! - the hole marker is never a key or value of an entry (`storable`).
 
 use crate::cache;
-use crate::direct::{self, Obj};
+use crate::direct::{self, Layout};
 use crate::error;
-use crate::ffi::{Gref, LResult, Lx};
+use crate::ffi::{LResult, Lx};
 use crate::globals::g;
-use crate::keys::{self, Key, Lookup, Spec, Stored, Test};
-use crate::release;
+use crate::keys::{self, Key, Lookup, Spec, Test};
+use crate::storage::{grown_len, hole_obj, holes, LispStorage, Storage};
 use crate::table::RawTable;
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
-/// The Lisp side of a table: its two vectors and the cell that shares them.
-struct Storage {
-    /// `[KEYS, VALS, CELL]`; `None` only while dropping.
-    refs: Option<[Gref; 3]>,
-    /// The vectors' objects, on the direct path.
-    kobj: Option<Obj>,
-    vobj: Option<Obj>,
-    /// Length of both vectors.
-    len: usize,
-}
-
-impl Drop for Storage {
-    // Runs in the GC finalizer: only queue the references.
-    fn drop(&mut self) {
-        release::defer(self.refs.take().into_iter().flatten());
-    }
-}
-
-impl Storage {
-    #[inline]
-    fn keys(&self) -> emacs_value {
-        self.refs.as_ref().map_or(g().nil(), |r| r[0].v())
-    }
-    #[inline]
-    fn vals(&self) -> emacs_value {
-        self.refs.as_ref().map_or(g().nil(), |r| r[1].v())
-    }
-    #[inline]
-    fn cell(&self) -> emacs_value {
-        self.refs.as_ref().map_or(g().nil(), |r| r[2].v())
-    }
-}
+pub use crate::storage::{int, Slots};
 
 /// A table's mutable state (its test, which never changes, is in `Handle`).
 pub struct Table {
     raw: RawTable,
-    storage: Option<Storage>,
-    /// Size hint for the first vector allocation.
+    storage: LispStorage,
+    /// Size hint for the first storage allocation.
     hint: usize,
 }
 
 impl Table {
-    fn new(hint: usize) -> Result<Table, crate::table::AllocError> {
-        // Reserve the Rust side up front so a huge :size fails here, cleanly.
-        let raw = RawTable::with_capacity(hint)?;
-        Ok(Table { raw, storage: None, hint })
+    fn new(raw: RawTable, hint: usize) -> Table {
+        Table { raw, storage: LispStorage::default(), hint }
     }
 
     #[inline]
@@ -100,122 +64,128 @@ impl Table {
     /// Capacity as `hash-table-size` reports it: entries storable before the
     /// next reallocation (always >= count).
     pub fn size(&self) -> usize {
-        self.vlen().max(self.raw.len())
-    }
-
-    #[inline]
-    fn vlen(&self) -> usize {
-        self.storage.as_ref().map_or(0, |s| s.len)
+        self.storage.room().max(self.raw.len())
     }
 
     /// `(SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH)`.
     pub fn stats(&self) -> [usize; 5] {
-        [self.raw.slots(), self.raw.len(), self.raw.tombstones(), self.raw.index_len(), self.vlen()]
+        let r = &self.raw;
+        [r.slots(), r.len(), r.tombstones(), r.index_len(), self.storage.room()]
     }
 
     /// The `[KEYS VALS]` cell, once the table has storage.
     pub fn cell(&self) -> Option<emacs_value> {
-        self.storage.as_ref().map(Storage::cell)
+        self.storage.cell()
     }
 
-    /// `Handle::quick`'s probe: `None` when a comparison needs Lisp.
+    /// The live entries' numbers, in iteration order.
+    pub fn live_entries(&self) -> Vec<usize> {
+        self.raw.iter().map(|(i, _)| i).collect()
+    }
+
+    /// (live entries, entry slots): entry numbers run over `0..slots`.
+    pub fn extent(&self) -> (usize, usize) {
+        (self.raw.len(), self.raw.slots())
+    }
+
+    /// The numbers `rhash-stats` reports.
+    pub fn full_stats(&self) -> Stats {
+        let (max_probe, probe_sum) = self.raw.probe_lengths();
+        Stats {
+            count: self.raw.len(),
+            capacity: self.size(),
+            slots: self.raw.slots(),
+            index_slots: self.raw.index_len(),
+            tombstones: self.raw.tombstones(),
+            max_probe,
+            probe_sum,
+            bytes: self.raw.heap_bytes() + std::mem::size_of::<Handle>(),
+            vector_length: self.storage.room(),
+        }
+    }
+
+    /// The probe of `locate_quick`: Lisp-free, on the direct path.  `None`
+    /// (declined) when a comparison needs Lisp.
     #[inline(always)]
-    fn find_quick(&self, l: &direct::Layout, key: &Key) -> Option<Option<Found>> {
-        let Some(s) = &self.storage else { return Some(None) };
-        let kobj = s.kobj?;
+    fn find_quick(&self, l: &Layout, key: &Key) -> Option<Option<Found>> {
+        if !self.storage.exists() {
+            return Some(None);
+        }
+        let q = self.storage.quick()?;
         let mut probe = self.raw.probe(key.meta);
         while let Some(i) = self.raw.next_candidate(&mut probe) {
-            // SAFETY: the live keys vector is longer than any entry number.
-            let stored = unsafe { direct::vref(kobj, i) };
-            if keys::same_quick(l, key, self.raw.payload(i), stored)? {
+            if keys::same_quick(l, key, self.raw.payload(i), q.key(i))? {
                 return Some(Some(Found { entry: i, slot: self.raw.last_slot(&probe) }));
             }
         }
         Some(None)
     }
 
-    /// The value object of a live entry (direct path: `find_quick` found it,
-    /// so the table has storage and its objects).
-    #[inline(always)]
-    fn value_obj(&self, entry: usize) -> Option<Obj> {
-        let vo = self.storage.as_ref()?.vobj?;
-        // SAFETY: the live values vector is longer than any entry number.
-        Some(unsafe { direct::vref(vo, entry) })
-    }
-
-    #[inline(always)]
-    fn set_value_direct(&mut self, entry: usize, value: Obj) {
-        if let Some(vo) = self.storage.as_ref().and_then(|s| s.vobj) {
-            // SAFETY: the live values vector is longer than any entry number;
-            // `value` is live and the vector keeps it (check `vector`).
-            unsafe { direct::vset(vo, entry, value) }
-        }
-    }
-
-    /// Insert an absent key on the direct path if the vectors have room;
-    /// false (nothing changed) if they must grow first.
-    #[inline(always)]
-    fn insert_direct(&mut self, k: &Key, key: Obj, value: Obj) -> bool {
-        let Some((ko, vo, len)) = self.storage.as_ref().and_then(|s| Some((s.kobj?, s.vobj?, s.len))) else {
-            return false;
-        };
-        // The hole marker (an uninterned symbol, so an IDENT key) is no key:
-        // the general path signals.
-        // SAFETY: the direct path is on (`ko` exists); a global reference.
-        if k.kind() == keys::IDENT && key == unsafe { direct::obj(g().hole.v()) } {
-            return false;
-        }
-        if self.raw.reserve_one().is_err() || self.raw.next_insert_slot() >= len {
-            return false;
-        }
-        let Ok(i) = self.raw.insert(k.meta, k.payload) else { return false };
-        // SAFETY: `i` < `len`, the live vectors' length; the key and value
-        // are live and the vectors keep them (check `vector`).
-        unsafe {
-            direct::vset(ko, i, key);
-            direct::vset(vo, i, value);
-        }
-        true
-    }
-
-    /// One count of `key` (object `ko`) found as `f`: a fixnum count goes up
-    /// by one, an absent key starts at 1 if the vectors have room; false
-    /// (nothing changed) otherwise.
-    #[inline(always)]
-    fn tally_step(&mut self, k: &Key, ko: Obj, f: Option<Found>) -> bool {
-        match f {
-            Some(f) => match self.value_obj(f.entry).and_then(direct::fixnum) {
-                Some(n) if n < (1 << 61) - 1 => {
-                    self.set_value_direct(f.entry, direct::make_fixnum(n + 1));
-                    true
-                }
-                _ => false,
-            },
-            None => self.insert_direct(k, ko, direct::make_fixnum(1)),
-        }
-    }
-
-    /// Remove a found entry, on the direct path.
-    #[inline(always)]
-    fn remove_direct(&mut self, f: Found) {
-        self.raw.remove_at(f.slot, f.entry);
-        if let Some(s) = &self.storage {
-            if let (Some(ko), Some(vo)) = (s.kobj, s.vobj) {
-                // SAFETY: live vectors longer than the entry number; the hole
-                // is kept alive by its global reference.
-                unsafe {
-                    let hole = direct::obj(g().hole.v());
-                    direct::vset(ko, f.entry, hole);
-                    direct::vset(vo, f.entry, hole);
-                }
-            }
-        }
-    }
-
+    /// Insert a key found absent if the storage has room: index and
+    /// storage change together, with no Lisp.  `Ok(false)` (nothing
+    /// changed) when the storage must grow first.  The caller checked the
+    /// key and value (`storable`).
     #[inline]
-    fn stored(&self, i: usize) -> Option<Stored> {
-        self.storage.as_ref().map(|s| Stored { vec: s.keys(), obj: s.kobj, i })
+    fn insert_with_room(&mut self, lx: Lx, k: &Key, value: emacs_value) -> LResult<bool> {
+        if self.raw.reserve_one().is_err() {
+            return Err(error::memory(lx));
+        }
+        if self.raw.next_insert_slot() >= self.storage.room() {
+            return Ok(false);
+        }
+        let i = self.raw.insert(k.meta, k.payload).map_err(|_| error::memory(lx))?;
+        self.storage.set(lx, i, k.v, value)?;
+        Ok(true)
     }
+
+    /// Remove a found entry, releasing its key and value.
+    #[inline]
+    fn remove_found(&mut self, lx: Lx, f: Found) -> LResult<()> {
+        self.raw.remove_at(f.slot, f.entry);
+        self.storage.free(lx, f.entry)
+    }
+
+    /// One count of key `k` found as `f`, on the direct path: a fixnum
+    /// count goes up by one, an absent key starts at `one` (the fixnum 1)
+    /// if the storage has room.  `Ok(false)` (nothing changed, declined)
+    /// otherwise.
+    #[inline(always)]
+    fn tally_quick(&mut self, lx: Lx, k: &Key, f: Option<Found>, one: emacs_value) -> LResult<bool> {
+        let Some(q) = self.storage.quick() else { return Ok(false) };
+        match f {
+            Some(f) => match direct::fixnum(q.value(f.entry)) {
+                Some(n) if n < (1 << 61) - 1 => {
+                    q.set_value(f.entry, direct::make_fixnum(n + 1));
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            // SAFETY: the direct path is on (`q`); `k.v` is live.
+            None if k.kind() == keys::IDENT && unsafe { direct::obj(k.v) } == hole_obj() => Ok(false),
+            None => self.insert_with_room(lx, k, one),
+        }
+    }
+}
+
+/// The numbers `rhash-stats` reports.
+pub struct Stats {
+    pub count: usize,
+    pub capacity: usize,
+    pub slots: usize,
+    pub index_slots: usize,
+    pub tombstones: usize,
+    pub max_probe: usize,
+    pub probe_sum: usize,
+    pub bytes: usize,
+    pub vector_length: usize,
+}
+
+/// A key to look up: a Lisp value, or a key already classified for the
+/// table's test (an entry of a table with the same test; `v` holds it).
+#[derive(Clone, Copy)]
+pub enum KeyArg {
+    Value(emacs_value),
+    Classified(Key),
 }
 
 /// The user-ptr payload.
@@ -370,10 +340,39 @@ impl Handle {
         keys::classify(lx, self.test.plan(), key, &self.spec)
     }
 
-    /// The entry holding a key equal to `l.key`, if any.  May run Lisp
-    /// (predicates, a GC inside them); if that Lisp changed the table the
-    /// probe starts over, so the result describes the table as it is on
-    /// return (the caller uses it before running Lisp again).
+    /// The one probe: KEY's classification and its entry, if present.  The
+    /// answer holds until Lisp runs again.
+    #[inline(always)]
+    pub fn locate(&self, lx: Lx, key: KeyArg) -> LResult<(Key, Option<Found>)> {
+        if let Some(found) = self.locate_quick(key) {
+            return Ok(found);
+        }
+        let mut l = match key {
+            KeyArg::Value(v) => self.classify(lx, v)?,
+            KeyArg::Classified(k) => Lookup::cached(k),
+        };
+        let found = self.find(lx, &mut l)?;
+        Ok((l.key, found))
+    }
+
+    /// `locate` without Lisp, on the direct path; declines (`None`) when
+    /// the direct path is off or the key needs Lisp.
+    #[inline(always)]
+    fn locate_quick(&self, key: KeyArg) -> Option<(Key, Option<Found>)> {
+        let l = direct::layout()?;
+        let k = match key {
+            KeyArg::Value(v) => keys::classify_quick(l, self.test.plan(), v)?,
+            KeyArg::Classified(k) => keys::is_quick(l, &k).then_some(k)?,
+        };
+        let t = self.t.try_borrow().ok()?;
+        Some((k, t.find_quick(l, &k)?))
+    }
+
+    /// The entry holding a key equal to `l.key`, if any, comparing through
+    /// Lisp where needed.  May run Lisp (predicates, a GC inside them); if
+    /// that Lisp changed the table the probe starts over, so the result
+    /// describes the table as it is on return (the caller uses it before
+    /// running Lisp again).
     #[inline]
     pub fn find(&self, lx: Lx, l: &mut Lookup) -> LResult<Option<Found>> {
         // Numbers compare on their payloads: one Lisp-free probe.
@@ -390,7 +389,7 @@ impl Handle {
             loop {
                 // A fresh borrow per step: none is held while a predicate runs.
                 let step = self.read(lx, |t| {
-                    t.raw.next_candidate(&mut probe).map(|i| (i, t.raw.last_slot(&probe), t.raw.payload(i), t.stored(i)))
+                    t.raw.next_candidate(&mut probe).map(|i| (i, t.raw.last_slot(&probe), t.raw.payload(i), t.storage.stored(i)))
                 })?;
                 let Some((entry, slot, payload, Some(stored))) = step else { return Ok(None) };
                 let same = keys::same(lx, &self.test, l, payload, || stored)?;
@@ -404,260 +403,111 @@ impl Handle {
         }
     }
 
-    /// Find KEY: its classification, and the entry if present.
-    pub fn lookup(&self, lx: Lx, key: emacs_value) -> LResult<(Key, Option<Found>)> {
-        let mut l = self.classify(lx, key)?;
-        let f = self.find(lx, &mut l)?;
-        Ok((l.key, f))
-    }
-
-    /// The direct path's Lisp-free lookup: classify KEY, find it and let `f`
-    /// act on the table and the entry, all in one borrow.  `None` when the
-    /// direct path is off or this key needs Lisp (then use `lookup`).
-    #[inline(always)]
-    fn quick<R>(&self, key: emacs_value, f: impl FnOnce(&mut Table, &Key, Option<Found>) -> R) -> Option<R> {
-        let l = direct::layout()?;
-        let k = keys::classify_quick(l, self.test.plan(), key)?;
-        let mut t = self.t.try_borrow_mut().ok()?;
-        let found = t.find_quick(l, &k)?;
-        Some(f(&mut t, &k, found))
-    }
-
-    /// As `quick`, for a key already classified for this table's test (an
-    /// entry of a table with the same test; `key.v` holds the key).
-    #[inline(always)]
-    fn quick_key<R>(&self, key: &Key, f: impl FnOnce(&mut Table, Option<Found>) -> R) -> Option<R> {
-        let l = direct::layout()?;
-        if !keys::is_quick(l, key) {
-            return None;
-        }
-        let mut t = self.t.try_borrow_mut().ok()?;
-        let found = t.find_quick(l, key)?;
-        Some(f(&mut t, found))
-    }
-
-    /// The entry of a key already classified for this table's test.
-    pub fn find_key(&self, lx: Lx, key: &Key) -> LResult<Option<Found>> {
-        if let Some(found) = self.quick_key(key, |_, f| f) {
-            return Ok(found);
-        }
-        self.find(lx, &mut Lookup::cached(*key))
-    }
-
-    /// Put KEY -> VALUE for a key already classified for this table's test
-    /// (no key is hashed twice); `table` is the Lisp object, for errors.
-    pub fn put_key(&self, lx: Lx, table: emacs_value, key: &Key, value: emacs_value) -> LResult<()> {
-        self.check_mutable(lx, table)?;
-        storable(lx, &[value])?;
-        // SAFETY: `key.v` and `value` are live values of this call.
-        let done = self.quick_key(key, |t, f| match f {
-            Some(f) => {
-                t.set_value_direct(f.entry, unsafe { direct::obj(value) });
-                true
-            }
-            None => t.insert_direct(key, unsafe { direct::obj(key.v) }, unsafe { direct::obj(value) }),
-        });
-        if done == Some(true) {
-            self.touch();
-            return Ok(());
-        }
-        self.put_lookup(lx, &mut Lookup::cached(*key), value)
-    }
-
     /// `gethash`: KEY's value, or DEFAULT (nil if absent).  On the direct
     /// path the value goes back in KEY's argument box (check `return`).
     #[inline(always)]
     pub fn get(&self, lx: Lx, key: emacs_value, default: Option<emacs_value>) -> LResult<emacs_value> {
-        let absent = || default.unwrap_or_else(|| g().nil());
-        if let Some(v) = self.quick(key, |t, _, f| f.map(|f| t.value_obj(f.entry))) {
-            return Ok(match v {
-                Some(Some(o)) => {
-                    // SAFETY: `key` is an argument box of this call (caller).
-                    unsafe { direct::set_box(key, o) };
-                    key
-                }
-                _ => absent(),
-            });
+        match self.locate(lx, KeyArg::Value(key))?.1 {
+            Some(f) => self.read(lx, |t| t.storage.value_to(lx, f.entry, key))?,
+            None => Ok(default.unwrap_or_else(|| g().nil())),
         }
-        match self.lookup(lx, key)?.1 {
-            Some(f) => self.value_out(lx, f, key),
-            None => Ok(absent()),
-        }
-    }
-
-    /// KEY's entry, if present (the quick step first, then `lookup`).
-    #[inline]
-    pub fn lookup_quick(&self, lx: Lx, key: emacs_value) -> LResult<Option<Found>> {
-        if let Some(found) = self.quick(key, |_, _, f| f) {
-            return Ok(found);
-        }
-        Ok(self.lookup(lx, key)?.1)
     }
 
     /// Whether KEY is present.
     #[inline(always)]
-    pub fn contains(&self, lx: Lx, key: emacs_value) -> LResult<bool> {
-        if let Some(found) = self.quick(key, |_, _, f| f.is_some()) {
-            return Ok(found);
-        }
-        Ok(self.lookup(lx, key)?.1.is_some())
+    pub fn contains(&self, lx: Lx, key: KeyArg) -> LResult<bool> {
+        Ok(self.locate(lx, key)?.1.is_some())
+    }
+
+    /// The value of entry `entry` (found under the same `busy`), valid for
+    /// the whole call.
+    pub fn value_at(&self, lx: Lx, entry: usize) -> LResult<emacs_value> {
+        self.read(lx, |t| t.storage.value(lx, entry))?
     }
 
     /// `remhash` (`table` is the Lisp object, for errors).
     #[inline(always)]
     pub fn remove(&self, lx: Lx, table: emacs_value, key: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        if let Some(removed) = self.quick(key, |t, _, f| f.map(|f| t.remove_direct(f)).is_some()) {
-            if removed {
-                self.touch();
-            }
-            return Ok(());
-        }
-        if let (_, Some(f)) = self.lookup(lx, key)? {
-            self.remove_at(lx, f)?;
+        if let (_, Some(f)) = self.locate(lx, KeyArg::Value(key))? {
+            self.write(lx, |t| t.remove_found(lx, f))??;
+            self.touch();
         }
         Ok(())
     }
 
-    /// The value of a found entry.  On the direct path it is returned in
-    /// `out`, an argument box of the current call (check `return`), which
-    /// saves making a new value.
-    #[inline]
-    pub fn value_out(&self, lx: Lx, f: Found, out: emacs_value) -> LResult<emacs_value> {
-        let (vals, vobj) = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?.unwrap_or((g().nil(), None));
-        match vobj {
-            Some(vo) => {
-                // SAFETY: `vo` is the live values vector, longer than
-                // `f.entry`; `out` is an argument box of this call (caller).
-                unsafe { direct::set_box(out, direct::vref(vo, f.entry)) };
-                Ok(out)
-            }
-            None => lx.vec_get(vals, f.entry),
-        }
-    }
-
-    /// Put KEY -> VALUE (the handle of `table`).  A lookup's answer holds
-    /// until Lisp runs again; an insertion whose vector allocation let Lisp
-    /// change the table looks the key up again.
+    /// `puthash` (the handle of `table`).
     #[inline(always)]
     pub fn put(&self, lx: Lx, table: emacs_value, key: emacs_value, value: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
+        self.put_key(lx, KeyArg::Value(key), value)
+    }
+
+    /// Put KEY -> VALUE (the caller checked that the table may change):
+    /// set the value where
+    /// the probe finds the key, else insert it.  An insertion whose
+    /// storage allocation let Lisp change the table looks the key up again.
+    pub fn put_key(&self, lx: Lx, key: KeyArg, value: emacs_value) -> LResult<()> {
         storable(lx, &[value])?;
-        // SAFETY: `key` and `value` are live values of this call.
-        let quick = self.quick(key, |t, k, f| match f {
-            Some(f) => {
-                t.set_value_direct(f.entry, unsafe { direct::obj(value) });
-                None
-            }
-            // (`insert_direct` refuses the hole marker as a key.)
-            None if t.insert_direct(k, unsafe { direct::obj(key) }, unsafe { direct::obj(value) }) => None,
-            // The vectors must grow (Lisp allocation), or the key is the
-            // marker.
-            None => Some(*k),
-        });
-        let mut pending = match quick {
-            Some(None) => {
-                self.touch();
-                return Ok(());
-            }
-            Some(Some(k)) => Some(k),
-            None => None,
-        };
+        let (k, mut found) = self.locate(lx, key)?;
         loop {
-            let found = match pending.take() {
-                Some(k) => (k, None),
-                None => self.lookup(lx, key)?,
-            };
             match found {
-                (_, Some(f)) => return self.store_value(lx, f.entry, value),
-                (k, None) => {
+                Some(f) => return self.set_value(lx, f.entry, value),
+                None => {
                     storable_key(lx, &k)?;
-                    if self.insert_new(lx, &k, value)? {
+                    if self.insert(lx, &k, value)? {
                         return Ok(());
                     }
                 }
             }
+            found = self.find(lx, &mut Lookup::cached(k))?;
         }
     }
 
-    /// Set the value of a found entry.
-    pub fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
-        storable(lx, &[value])?;
-        self.store_value(lx, entry, value)
-    }
-
-    /// `set_value` of a value already checked by `storable`.
-    fn store_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
-        let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
-        match s {
-            // SAFETY: live values vector longer than `entry`; `value` is a
-            // live value that the vector now keeps (check `vector`).
-            Some((_, Some(vo))) => unsafe { direct::vset(vo, entry, direct::obj(value)) },
-            Some((vals, None)) => lx.vec_set(vals, entry, value)?,
-            None => {}
-        }
+    /// Set the value of a found entry (VALUE checked by `storable`).
+    fn set_value(&self, lx: Lx, entry: usize, value: emacs_value) -> LResult<()> {
+        self.write(lx, |t| t.storage.set_value(lx, entry, value))??;
         self.touch();
         Ok(())
     }
 
-    /// Insert a key that a lookup has just found absent.  Returns false,
-    /// having changed nothing, if Lisp run during the vector allocation
-    /// changed the table: the caller must look the key up again.
-    /// The caller checked the key and value with `storable`.
-    fn insert_new(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<bool> {
-        let slot = self.write(lx, |t| t.raw.reserve_one().map(|_| t.raw.next_insert_slot()))?;
-        let slot = slot.map_err(|_| error::memory(lx))?;
-        if self.ensure_vectors(lx, slot + 1)? {
-            return Ok(false);
-        }
-        // Lisp-free from here: index and storage change together.
-        let (i, s) = self.write(lx, |t| {
-            let i = t.raw.insert(key.meta, key.payload);
-            (i, t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj)))
-        })?;
-        let i = i.map_err(|_| error::memory(lx))?;
-        debug_assert_eq!(i, slot);
-        self.touch();
-        match s {
-            // SAFETY: live vectors longer than `i` (`ensure_vectors`); the
-            // key and value are live values the vectors now keep.
-            Some((_, _, Some(ko), Some(vo))) => unsafe {
-                direct::vset(ko, i, direct::obj(key.v));
-                direct::vset(vo, i, direct::obj(value));
-            },
-            Some((kv, vv, _, _)) => {
-                lx.vec_set(kv, i, key.v)?;
-                lx.vec_set(vv, i, value)?;
+    /// Insert a key the probe has just found absent.  Returns false, having
+    /// changed nothing, if Lisp run during the storage allocation changed
+    /// the table: the caller must look the key up again.  The caller
+    /// checked the key and value with `storable`.
+    fn insert(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<bool> {
+        loop {
+            if self.write(lx, |t| t.insert_with_room(lx, key, value))?? {
+                self.touch();
+                return Ok(true);
             }
-            None => {}
+            let need = self.read(lx, |t| t.raw.next_insert_slot() + 1)?;
+            if self.grow_storage(lx, need)? {
+                return Ok(false);
+            }
         }
-        Ok(true)
     }
 
-    /// Make both vectors at least `need` long (growing geometrically).  The
-    /// new vectors are allocated first, through Lisp calls that may GC,
-    /// quit or fail, leaving the table as it was; then `install_storage`
-    /// switches to them with no Lisp call.  Returns true if Lisp run during
-    /// the allocation changed the table (its current contents are then
-    /// copied over, Lisp-free): the caller must look again.
-    fn ensure_vectors(&self, lx: Lx, need: usize) -> LResult<bool> {
-        let (vlen, hint, old) = self.read(lx, |t| (t.vlen(), t.hint, t.storage.as_ref().map(|s| [s.keys(), s.vals()])))?;
-        if need <= vlen {
+    /// Give the storage room for `need` places (`grown_len`).  The new
+    /// vectors are allocated first, through Lisp calls that may GC, quit or
+    /// fail, leaving the table as it was; then `install` switches to them
+    /// with no Lisp call.  Returns true if Lisp run during the allocation
+    /// changed the table (its current contents are then copied over,
+    /// Lisp-free): the caller must look again.
+    fn grow_storage(&self, lx: Lx, need: usize) -> LResult<bool> {
+        let (len, hint, old) = self.read(lx, |t| (t.storage.room(), t.hint, t.storage.columns()))?;
+        if need <= len {
             return Ok(false);
         }
         let g0 = self.gen();
         let gl = g();
-        // Doubling: `rhash-map` walks the whole vectors, so a small table
-        // would pay for up to 3/4 empty slots on every walk with 4x growth.
-        let new_len = need.max(vlen.saturating_mul(2)).max(hint.min(1 << 20)).max(8);
-        let n = int(lx, new_len)?;
-        let grow = int(lx, new_len - vlen)?;
+        let new_len = grown_len(len, need, hint);
         let mut made = [gl.nil(); 2];
         for (k, slot) in made.iter_mut().enumerate() {
             *slot = match old {
-                None => lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?,
+                None => holes(lx, new_len)?,
                 Some(o) => {
-                    let tail = lx.funcall(gl.f_make_vector.v(), &[grow, gl.hole.v()])?;
+                    let tail = holes(lx, new_len - len)?;
                     lx.funcall(gl.f_vconcat.v(), &[o[k], tail])?
                 }
             };
@@ -666,145 +516,53 @@ impl Handle {
         // No Lisp runs from here on.
         let changed = self.gen() != g0;
         if changed {
-            let (vlen2, cur) = self.read(lx, |t| (t.vlen(), t.storage.as_ref().map(|s| [s.keys(), s.vals()])))?;
-            if need <= vlen2 {
+            let len2 = self.read(lx, |t| t.storage.room())?;
+            if need <= len2 {
                 return Ok(true);
             }
-            // vlen2 < need <= new_len: take the current contents.
-            if let Some(c) = cur {
-                for k in 0..2 {
-                    for i in 0..vlen2 {
-                        let x = lx.vec_get(c[k], i)?;
-                        lx.vec_set(made[k], i, x)?;
-                    }
-                }
-            }
+            // len2 < need <= new_len: take the current contents.
+            self.read(lx, |t| t.storage.copy_prefix(lx, [true, true], made, len2))??;
         }
-        self.install_storage(lx, made[0], made[1], new_len, cell)?;
+        self.install_storage(lx, made, new_len, cell)?;
         Ok(changed)
     }
 
     /// A fresh `[KEYS VALS]` cell for `install_storage` when the table has
     /// none yet (`None` otherwise).  Calls Lisp.
     fn new_cell(&self, lx: Lx) -> LResult<Option<emacs_value>> {
-        if self.read(lx, |t| t.storage.is_some())? {
+        if self.read(lx, |t| t.storage.exists())? {
             return Ok(None);
         }
         let gl = g();
         Ok(Some(lx.funcall(gl.f_make_vector.v(), &[int(lx, 2)?, gl.nil()])?))
     }
 
-    /// Make KEYS and VALS (`len` long, complete) the table's storage: the
-    /// one place where vectors, cell and length change, together, in a step
-    /// that runs no Lisp (global references, a borrow, slot stores into the
-    /// cell).  `cell` is a fresh cell from `new_cell`, used if the table has
-    /// none.
-    fn install_storage(&self, lx: Lx, keys: emacs_value, vals: emacs_value, len: usize, cell: Option<emacs_value>) -> LResult<()> {
-        let cell = match self.read(lx, Table::cell)? {
-            Some(c) => c,
-            None => match cell {
-                Some(c) => c,
-                // (Callers make a cell whenever the table has none.)
-                None => return Err(error::internal(lx, "storage without a cell")),
-            },
-        };
-        let refs = release::grefs(lx, [keys, vals, cell])?;
-        let (kobj, vobj) = match direct::layout() {
-            // SAFETY: direct path on; live values of this call.
-            Some(_) => unsafe { (Some(direct::obj(keys)), Some(direct::obj(vals))) },
-            None => (None, None),
-        };
-        let old = self.write(lx, |t| t.storage.replace(Storage { refs: Some(refs), kobj, vobj, len }))?;
+    /// Make `cols` (`[KEYS VALS]`, `len` long, complete) the table's
+    /// storage, in a step that runs no Lisp.
+    fn install_storage(&self, lx: Lx, cols: [emacs_value; 2], len: usize, cell: Option<emacs_value>) -> LResult<()> {
+        let old = self.write(lx, |t| t.storage.install(lx, cols[0], cols[1], len, cell))??;
         self.touch();
-        // `vec_set` cannot run Lisp (no allocation, no quit).
-        lx.vec_set(cell, 0, keys)?;
-        lx.vec_set(cell, 1, vals)?;
-        // The old storage's references go through the queue.
+        // The old storage's references go through the release queue.
         drop(old);
         Ok(())
     }
 
-    /// Remove the entry `find` returned, releasing its key and value.
-    pub fn remove_at(&self, lx: Lx, f: Found) -> LResult<()> {
-        let i = f.entry;
-        let s = self.write(lx, |t| {
-            t.raw.remove_at(f.slot, i);
-            t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj, s.vobj))
-        })?;
-        self.touch();
-        let gl = g();
-        match s {
-            // SAFETY: live vectors longer than `i`; the hole is kept alive by
-            // its global reference.
-            Some((_, _, Some(ko), Some(vo))) => unsafe {
-                let hole = direct::obj(gl.hole.v());
-                direct::vset(ko, i, hole);
-                direct::vset(vo, i, hole);
-            },
-            Some((kv, vv, _, _)) => {
-                lx.vec_set(kv, i, gl.hole.v())?;
-                lx.vec_set(vv, i, gl.hole.v())?;
-            }
-            None => {}
-        }
-        Ok(())
-    }
-
     /// Remove every entry (`table` is the Lisp object, for errors): the
-    /// index and the used slots of both vectors, with no Lisp call (a
-    /// `fillarray` could quit, or fail near `max-lisp-eval-depth`, half-way;
-    /// `clrhash` cannot).
+    /// index and the used places of the storage, with no Lisp call.
     pub fn clear(&self, lx: Lx, table: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        let s = self.write(lx, |t| {
+        let cleared = self.write(lx, |t| {
             if t.raw.is_empty() {
-                return None;
+                return Ok(false);
             }
             let slots = t.raw.slots();
             t.raw.clear();
-            t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj), slots))
-        })?;
-        let Some((kv, vv, objs, slots)) = s else { return Ok(()) };
-        self.touch();
-        let hole = g().hole.v();
-        match objs {
-            // SAFETY: live vectors at least `slots` long; the hole is kept
-            // alive by its global reference.
-            Some((ko, vo)) => unsafe {
-                let h = direct::obj(hole);
-                for i in 0..slots {
-                    direct::vset(ko, i, h);
-                    direct::vset(vo, i, h);
-                }
-            },
-            None => {
-                for i in 0..slots {
-                    lx.vec_set(kv, i, hole)?;
-                    lx.vec_set(vv, i, hole)?;
-                }
-            }
+            t.storage.clear(lx, slots).map(|()| true)
+        })??;
+        if cleared {
+            self.touch();
         }
         Ok(())
-    }
-
-    /// A new table with the same test, entries and order.
-    pub fn copy(&self, lx: Lx) -> LResult<emacs_value> {
-        let hint = self.read(lx, |t| t.hint)?;
-        let test = self.test.try_clone(lx)?;
-        let copy = Handle::new(test, Table::new(0).map_err(|_| error::memory(lx))?);
-        let cell = copy.new_cell(lx)?;
-        // The storage as it is at one instant, and the index at that instant
-        // (no Lisp runs between the snapshot's end and the clone).
-        let snap = self.snapshot(lx, [true, true], true)?;
-        let raw = self.read(lx, |t| t.raw.try_clone())?.map_err(|_| error::memory(lx))?;
-        copy.write(lx, |t| {
-            t.raw = raw;
-            t.hint = hint;
-        })?;
-        if let Some(s) = snap {
-            copy.install_storage(lx, s.cols[0], s.cols[1], s.len, cell)?;
-        }
-        copy.into_lisp(lx)
     }
 
     fn new(test: Test, t: Table) -> Box<Handle> {
@@ -823,44 +581,301 @@ impl Handle {
         }
     }
 
+    /// Entry `i` as a key (with its cached `meta` and payload) and its
+    /// value, both in `boxes` when the storage can rewrite them (valid
+    /// until the next call with the same boxes), else fresh values; `None`
+    /// for a free entry or one past the end.
+    pub fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<Option<(Key, emacs_value)>> {
+        self.read(lx, |t| {
+            let Some(e) = t.raw.entry(i) else { return Ok(None) };
+            let [k, v] = t.storage.entry_to(lx, i, boxes)?;
+            Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+        })?
+    }
+
+    /// As `entry_to`, with values valid for the whole call.
+    pub fn entry_at(&self, lx: Lx, i: usize) -> LResult<Option<(Key, emacs_value)>> {
+        self.read(lx, |t| {
+            let Some(e) = t.raw.entry(i) else { return Ok(None) };
+            let (k, v) = (t.storage.key(lx, i)?, t.storage.value(lx, i)?);
+            Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+        })?
+    }
+
+    /// `maphash`: call FUNCTION with each entry's key and value in
+    /// iteration order, reading both in one Lisp-free step and re-reading
+    /// the table after each call (FUNCTION may change it: keys added in
+    /// later places are visited, a clear ends the walk).  `boxes` are two
+    /// local value boxes of this call, rewritten for each entry.  `None`
+    /// when the storage is walked faster from Lisp (`Storage::lisp_walk`).
+    pub fn walk(&self, lx: Lx, function: emacs_value, boxes: [emacs_value; 2]) -> Option<LResult<()>> {
+        if self.t.try_borrow().ok()?.storage.lisp_walk() {
+            return None;
+        }
+        let mut i = 0;
+        loop {
+            // The walk's end is re-read at each step.
+            let step = self.read(lx, |t| {
+                (i < t.raw.slots()).then(|| t.raw.entry(i).map(|_| t.storage.entry_to(lx, i, boxes)))
+            });
+            let args = match step {
+                Ok(Some(Some(Ok(args)))) => args,
+                Ok(Some(None)) => {
+                    i += 1;
+                    continue;
+                }
+                Ok(None) => return Some(Ok(())),
+                Ok(Some(Some(Err(e)))) | Err(e) => return Some(Err(e)),
+            };
+            i += 1;
+            if let Err(e) = lx.funcall(function, &args) {
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+// ---- Building tables ----
+
+/// Make a new, empty table object.
+pub fn make(lx: Lx, test: Test, hint: usize) -> LResult<emacs_value> {
+    // Reserve the Rust side up front so a huge :size fails here, cleanly.
+    match RawTable::with_capacity(hint) {
+        Ok(raw) => Handle::new(test, Table::new(raw, hint)).into_lisp(lx),
+        // (The failed Test's refs went to the release queue on drop.)
+        Err(_) => Err(error::memory(lx)),
+    }
+}
+
+impl Handle {
+    /// The one way a table gets an index and a storage together: storage
+    /// of `len` places is allocated (Lisp calls), then, with no Lisp, `fill`
+    /// writes each entry's key and value at its place in the new columns
+    /// and returns the index describing them, and both are installed.
+    /// `fill` gets `None` when it must not run (the table changed during
+    /// the allocation and `retry` says to start over).
+    fn assemble(
+        &self,
+        lx: Lx,
+        len: usize,
+        fill: impl Fn(Lx, &[Slots; 2]) -> LResult<Option<RawTable>>,
+    ) -> LResult<()> {
+        loop {
+            let cell = self.new_cell(lx)?;
+            let cols = [Slots::new(lx, holes(lx, len)?)?, Slots::new(lx, holes(lx, len)?)?];
+            // No Lisp runs from here on.
+            let Some(raw) = fill(lx, &cols)? else { continue };
+            self.install_storage(lx, [cols[0].value(), cols[1].value()], len, cell)?;
+            self.write(lx, |t| t.raw = raw)?;
+            return Ok(());
+        }
+    }
+
+    /// A new table with the same test, entries, order and capacity.
+    pub fn copy(&self, lx: Lx) -> LResult<emacs_value> {
+        let hint = self.read(lx, |t| t.hint)?;
+        let copy = Handle::new(self.test.try_clone(lx)?, Table::new(RawTable::new(), hint));
+        let len = self.read(lx, |t| t.storage.exists().then(|| t.storage.room()))?;
+        if let Some(len) = len {
+            // The index and storage as they are at one instant (after the
+            // allocation, which may run Lisp that changes this table).
+            copy.assemble(lx, len, |lx, cols| {
+                self.read(lx, |t| {
+                    if t.storage.room() > len {
+                        return Ok(None);
+                    }
+                    let live = t.live_entries();
+                    t.storage.copy_entries(lx, live.iter().map(|&i| (i, i)), cols)?;
+                    t.raw.try_clone().map(Some).map_err(|_| error::memory(lx))
+                })?
+            })?;
+        }
+        copy.into_lisp(lx)
+    }
+
+    /// Give back the memory of removed entries: a compacted index
+    /// (`RawTable::compacted`) and storage just long enough for the live
+    /// entries, in the same order.  The caller checked that the table may
+    /// change.
+    pub fn compact(&self, lx: Lx) -> LResult<()> {
+        let _busy = self.busy();
+        let (same, exists) = self.read(lx, |t| {
+            let same = t.raw.compacted().map(|(c, _)| {
+                c.slots() == t.raw.slots() && t.storage.room() == c.slots() && c.heap_bytes() == t.raw.heap_bytes()
+            });
+            (same, t.storage.exists())
+        })?;
+        if same.map_err(|_| error::memory(lx))? {
+            return Ok(());
+        }
+        if !exists {
+            let raw = self.read(lx, |t| t.raw.compacted())?.map_err(|_| error::memory(lx))?.0;
+            self.touch();
+            return self.write(lx, |t| {
+                t.raw = raw;
+                t.hint = 0;
+            });
+        }
+        let n = self.read(lx, Table::len)?;
+        self.assemble(lx, n, |lx, cols| {
+            self.read(lx, |t| {
+                // (Lisp run by a GC during the allocation may have put
+                // entries: then allocate again.)
+                if t.raw.len() != n {
+                    return Ok(None);
+                }
+                let (raw, from) = t.raw.compacted().map_err(|_| error::memory(lx))?;
+                t.storage.copy_entries(lx, from.iter().copied().zip(0..), cols)?;
+                Ok(Some(raw))
+            })?
+        })?;
+        self.write(lx, |t| t.hint = 0)
+    }
+}
+
+/// A new table with `test` holding, in order, the entries `entries` of
+/// each `(src, entries)` part, with their cached hashes (the parts' tables
+/// hash alike and hold distinct keys); the sources must not change
+/// meanwhile (the caller holds them busy).
+pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<emacs_value> {
+    let n: usize = parts.iter().map(|p| p.1.len()).sum();
+    let h = Handle::new(test, Table::new(RawTable::new(), 0));
+    if n > 0 {
+        h.assemble(lx, n, |lx, cols| {
+            let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
+            let mut j = 0;
+            for (src, entries) in parts {
+                src.read(lx, |t| {
+                    for &i in entries.iter() {
+                        if let Some(e) = t.raw.entry(i) {
+                            raw.insert(e.meta, e.payload).map_err(|_| error::memory(lx))?;
+                        }
+                    }
+                    t.storage.copy_entries(lx, entries.iter().copied().zip(j..), cols)
+                })??;
+                j += entries.len();
+            }
+            Ok(Some(raw))
+        })?;
+    }
+    h.into_lisp(lx)
+}
+
+/// A new table with `test` holding `pairs` (keys classified for `test`,
+/// distinct under it) in order, with room for `room` entries; then each of
+/// `more` put as `rhash-put` would (keys classified for `test`, perhaps
+/// equal to earlier ones).
+pub fn build(lx: Lx, test: Test, pairs: &[(Key, emacs_value)], more: &[(Key, emacs_value)]) -> LResult<emacs_value> {
+    let n = pairs.len();
+    let h = Handle::new(test, Table::new(RawTable::new(), 0));
+    let room = n + more.len();
+    if room > 0 {
+        h.assemble(lx, room, |lx, cols| {
+            let mut raw = RawTable::with_capacity(room).map_err(|_| error::memory(lx))?;
+            for (j, (k, v)) in pairs.iter().enumerate() {
+                raw.insert(k.meta, k.payload).map_err(|_| error::memory(lx))?;
+                cols[0].set(lx, j, k.v)?;
+                cols[1].set(lx, j, *v)?;
+            }
+            Ok(Some(raw))
+        })?;
+    }
+    let result = h.into_lisp(lx)?;
+    let h = Handle::of(lx, result)?;
+    let _busy = h.busy();
+    for (i, (k, v)) in more.iter().enumerate() {
+        if quit_requested(lx, i) {
+            return Err(crate::ffi::Exit);
+        }
+        h.put_key(lx, KeyArg::Classified(*k), *v)?;
+    }
+    Ok(result)
+}
+
+impl Handle {
     /// Put KEYS[i] -> VALS[i] for each i, as repeated puts would.  A table
-    /// that never held an entry takes both vectors as its storage: the pairs
-    /// go into a scratch index whose keys are the KEYS vector itself, a
-    /// duplicate key moving its value to the first occurrence's entry and
-    /// later pairs down one place; on success the table takes that index and
-    /// both vectors, so per entry only the key is read and classified.  Any
-    /// exit leaves the table as it was.  Other tables (and a table that Lisp
-    /// run by a GC filled meanwhile) get repeated puts.
+    /// that never held an entry takes both vectors as its storage: the
+    /// pairs go into a scratch index whose keys are the KEYS vector itself
+    /// (`distinct`), and on success the table takes that index and both
+    /// vectors, so per entry only the key is read and classified.  Any
+    /// exit leaves the table as it was.  Other tables (and a table that
+    /// Lisp run by a GC filled meanwhile) get repeated puts.
     pub fn adopt(&self, lx: Lx, table: emacs_value, keys: emacs_value, vals: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
-        let n = lx.vec_size(keys)?;
-        if lx.vec_size(vals)? != n {
+        let (ks, vs) = (Slots::new(lx, keys)?, Slots::new(lx, vals)?);
+        let n = ks.len();
+        if vs.len() != n {
             return Err(error::length_mismatch(lx, keys, vals));
         }
         let g0 = self.gen();
-        let fresh = self.read(lx, |t| t.storage.is_none() && t.raw.slots() == 0)?;
+        let fresh = self.read(lx, |t| !t.storage.exists() && t.raw.slots() == 0)?;
         if !fresh || n == 0 {
-            return self.put_pairs(lx, table, keys, vals, n);
+            return self.put_pairs(lx, table, &ks, &vs, n);
         }
-        let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
-        // Entries 0..w are built, keys and values compacted into slots 0..w.
-        let mut w = 0;
+        let Some(raw) = self.distinct(lx, &ks, Some(&vs))? else { return Ok(()) };
+        let w = raw.len();
+        let cell = self.new_cell(lx)?;
+        // No Lisp runs from here on, unless Lisp run by a GC (in a hash or
+        // compare call, or just above) put entries meanwhile: then the pairs
+        // go in as puts.
+        if self.gen() != g0 {
+            return self.put_pairs(lx, table, &ks, &vs, w);
+        }
+        self.install_storage(lx, [keys, vals], n, cell)?;
+        self.write(lx, |t| t.raw = raw)
+    }
+
+    /// Put KEYS[i] -> VALS[i] for i below `n`, one put each.
+    fn put_pairs(&self, lx: Lx, table: emacs_value, keys: &Slots, vals: &Slots, n: usize) -> LResult<()> {
         for i in 0..n {
             if quit_requested(lx, i) {
                 return Ok(());
             }
-            let k = lx.vec_get(keys, i)?;
-            let v = lx.vec_get(vals, i)?;
-            storable(lx, &[k, v])?;
+            let (k, v) = (lx.vec_get(keys.value(), i)?, lx.vec_get(vals.value(), i)?);
+            self.put(lx, table, k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Move the distinct elements of `keys` (a fresh vector that no Lisp
+    /// sees) to its front in first-occurrence order, as repeated puts would
+    /// keep them, under this handle's test; with `vals`, each pair moves
+    /// along and a repeated key's value replaces the first one's.  The rest
+    /// of both vectors is filled with the hole marker.  Returns the index
+    /// describing the front (entry e is `keys[e]`), or `None` when C-g is
+    /// pending.
+    fn distinct(&self, lx: Lx, keys: &Slots, vals: Option<&Slots>) -> LResult<Option<RawTable>> {
+        let n = keys.len();
+        let mut raw = RawTable::with_capacity(n.min(1 << 16)).map_err(|_| error::memory(lx))?;
+        let mut w = 0;
+        for i in 0..n {
+            if quit_requested(lx, i) {
+                return Ok(None);
+            }
+            let k = lx.vec_get(keys.value(), i)?;
+            let v = match vals {
+                Some(vs) => {
+                    let v = lx.vec_get(vs.value(), i)?;
+                    storable(lx, &[k, v])?;
+                    Some(v)
+                }
+                None => None,
+            };
             let mut l = self.classify(lx, k)?;
             match self.find_in(lx, &mut l, &raw, keys)? {
-                Some(e) => lx.vec_set(vals, e, v)?,
+                Some(e) => {
+                    if let (Some(vs), Some(v)) = (vals, v) {
+                        vs.set(lx, e, v)?;
+                    }
+                }
                 None => {
                     let e = raw.insert(l.key.meta, l.key.payload).map_err(|_| error::memory(lx))?;
                     debug_assert_eq!(e, w);
                     if e != i {
-                        lx.vec_set(keys, e, k)?;
-                        lx.vec_set(vals, e, v)?;
+                        keys.set(lx, e, k)?;
+                        if let (Some(vs), Some(v)) = (vals, v) {
+                            vs.set(lx, e, v)?;
+                        }
                     }
                     w += 1;
                 }
@@ -868,61 +883,75 @@ impl Handle {
         }
         let hole = g().hole.v();
         for j in w..n {
-            lx.vec_set(keys, j, hole)?;
-            lx.vec_set(vals, j, hole)?;
-        }
-        let cell = self.new_cell(lx)?;
-        // No Lisp runs from here on, unless Lisp run by a GC (in a hash or
-        // compare call, or just above) put entries meanwhile: then the pairs
-        // go in as puts.
-        if self.gen() != g0 {
-            return self.put_pairs(lx, table, keys, vals, w);
-        }
-        self.install_storage(lx, keys, vals, n, cell)?;
-        self.write(lx, |t| t.raw = raw)
-    }
-
-    /// Put KEYS[i] -> VALS[i] for i below `n`, one put each.
-    fn put_pairs(&self, lx: Lx, table: emacs_value, keys: emacs_value, vals: emacs_value, n: usize) -> LResult<()> {
-        for i in 0..n {
-            if quit_requested(lx, i) {
-                return Ok(());
+            keys.set(lx, j, hole)?;
+            if let Some(vs) = vals {
+                vs.set(lx, j, hole)?;
             }
-            let (k, v) = (lx.vec_get(keys, i)?, lx.vec_get(vals, i)?);
-            self.put(lx, table, k, v)?;
         }
-        Ok(())
+        Ok(Some(raw))
     }
 
-    /// Copies of the storage vectors (`cols`: which ones) taken at one
-    /// instant, whole (`whole`) or their first `slots` places, with the
-    /// number of live entries then; `None` before the first entry.  On the
-    /// direct path: allocate, then copy with no Lisp in between.  On the
-    /// official path the copies are Lisp calls that may GC and let Lisp
-    /// change the table; they are retried while that happens (three times),
-    /// then made with Lisp-free `vec_get`/`vec_set` into vectors allocated
-    /// beforehand, so the walk always ends.
-    pub fn snapshot(&self, lx: Lx, cols: [bool; 2], whole: bool) -> LResult<Option<Snap>> {
+    /// `find` in an index being built outside the table (`distinct`):
+    /// `raw`'s entry e has its key at place e of `keys`.
+    fn find_in(&self, lx: Lx, l: &mut Lookup, raw: &RawTable, keys: &Slots) -> LResult<Option<usize>> {
+        let mut probe = raw.probe(l.key.meta);
+        while let Some(e) = raw.next_candidate(&mut probe) {
+            let stored = keys::Stored { vec: keys.value(), obj: keys.quick(), i: e };
+            if keys::same(lx, &self.test, l, raw.payload(e), || stored)? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The distinct elements of `elems` (a fresh vector that no Lisp sees)
+/// under `test`, in first-occurrence order, as a fresh list; `None` when
+/// C-g is pending.
+pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_value>> {
+    let gl = g();
+    let h = Handle::new(test, Table::new(RawTable::new(), 0));
+    let keys = Slots::new(lx, elems)?;
+    let Some(raw) = h.distinct(lx, &keys, None)? else { return Ok(None) };
+    let w = raw.len();
+    let part = if w == keys.len() { elems } else { lx.funcall(gl.f_substring.v(), &[elems, int(lx, 0)?, int(lx, w)?])? };
+    Ok(Some(lx.funcall(gl.f_append.v(), &[part, gl.nil()])?))
+}
+
+// ---- Reading a whole table ----
+
+/// Copies of the storage columns at one instant (`Handle::snapshot`).
+pub struct Snap {
+    pub cols: [emacs_value; 2],
+    pub len: usize,
+    pub live: usize,
+}
+
+impl Handle {
+    /// Copies of the storage columns (`cols`: which ones) taken at one
+    /// instant, their first `slots` places, with the number of live entries
+    /// then; `None` before the first entry.  On the direct path: allocate,
+    /// then copy with no Lisp in between.  On the official path the copies
+    /// are Lisp calls that may GC and let Lisp change the table; they are
+    /// retried while that happens (three times), then made with Lisp-free
+    /// element copies into vectors allocated beforehand, so the walk always
+    /// ends.
+    fn snapshot(&self, lx: Lx, cols: [bool; 2]) -> LResult<Option<Snap>> {
         let gl = g();
         let mut tries = if direct::layout().is_some() { 3 } else { 0 };
         loop {
             let g0 = self.gen();
-            let (vecs, slots, vlen) = self.read(lx, |t| (t.storage.as_ref().map(|s| [s.keys(), s.vals()]), t.raw.slots(), t.vlen()))?;
+            let (vecs, len, room) = self.read(lx, |t| (t.storage.columns(), t.raw.slots(), t.storage.room()))?;
             let Some(v) = vecs else { return Ok(None) };
-            let len = if whole { vlen } else { slots };
-            let end = int(lx, len)?;
             let mut out = [gl.nil(); 2];
             if tries < 3 {
                 tries += 1;
-                for k in 0..2 {
-                    if cols[k] {
-                        out[k] = if len == vlen {
-                            lx.funcall(gl.f_copy_sequence.v(), &[v[k]])?
-                        } else {
-                            let zero = int(lx, 0)?;
-                            lx.funcall(gl.f_substring.v(), &[v[k], zero, end])?
-                        };
-                    }
+                for k in (0..2).filter(|&k| cols[k]) {
+                    out[k] = if len == room {
+                        lx.funcall(gl.f_copy_sequence.v(), &[v[k]])?
+                    } else {
+                        lx.funcall(gl.f_substring.v(), &[v[k], int(lx, 0)?, int(lx, len)?])?
+                    };
                 }
                 if self.gen() == g0 {
                     let live = self.read(lx, |t| t.raw.len())?;
@@ -930,43 +959,23 @@ impl Handle {
                 }
                 continue;
             }
-            for k in 0..2 {
-                if cols[k] {
-                    out[k] = lx.funcall(gl.f_make_vector.v(), &[end, gl.hole.v()])?;
-                }
+            for k in (0..2).filter(|&k| cols[k]) {
+                out[k] = holes(lx, len)?;
             }
             // No Lisp runs from here on: copy what the table holds now.
-            let (s, slots, vlen, live) = self.read(lx, |t| {
-                (t.storage.as_ref().map(|s| ([s.keys(), s.vals()], s.kobj.zip(s.vobj))), t.raw.slots(), t.vlen(), t.raw.len())
-            })?;
-            let Some((v, objs)) = s else { return Ok(None) };
-            let now = if whole { vlen } else { slots };
-            if now > len {
-                continue;
-            }
-            for k in 0..2 {
-                if !cols[k] {
-                    continue;
+            let done = self.read(lx, |t| {
+                let now = t.raw.slots();
+                if !t.storage.exists() || now > len {
+                    return Ok(None);
                 }
-                match objs {
-                    // SAFETY: live plain vectors: the source at least `now`
-                    // long, the fresh copy `len` >= `now` long.
-                    Some((ko, vo)) => unsafe {
-                        let src = if k == 0 { ko } else { vo };
-                        let dst = direct::obj(out[k]);
-                        for i in 0..now {
-                            direct::vset(dst, i, direct::vref(src, i));
-                        }
-                    },
-                    None => {
-                        for i in 0..now {
-                            let x = lx.vec_get(v[k], i)?;
-                            lx.vec_set(out[k], i, x)?;
-                        }
-                    }
-                }
+                t.storage.copy_prefix(lx, cols, out, now)?;
+                Ok(Some(t.raw.len()))
+            })??;
+            match done {
+                Some(live) => return Ok(Some(Snap { cols: out, len, live })),
+                None if !self.read(lx, |t| t.storage.exists())? => return Ok(None),
+                None => continue,
             }
-            return Ok(Some(Snap { cols: out, len, live }));
         }
     }
 
@@ -974,7 +983,7 @@ impl Handle {
     pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
         let mut cols = [false; 2];
         cols[which] = true;
-        match self.snapshot(lx, cols, false)? {
+        match self.snapshot(lx, cols)? {
             Some(s) => lisp_list(lx, s.cols[which], s.len, s.live),
             None => Ok(g().nil()),
         }
@@ -983,20 +992,13 @@ impl Handle {
     /// `(KEYS . VALUES)`: both lists read at one instant.
     pub fn pairs(&self, lx: Lx) -> LResult<emacs_value> {
         let gl = g();
-        let Some(s) = self.snapshot(lx, [true, true], false)? else {
+        let Some(s) = self.snapshot(lx, [true, true])? else {
             return lx.funcall(gl.f_cons.v(), &[gl.nil(), gl.nil()]);
         };
         let k = lisp_list(lx, s.cols[0], s.len, s.live)?;
         let v = lisp_list(lx, s.cols[1], s.len, s.live)?;
         lx.funcall(gl.f_cons.v(), &[k, v])
     }
-}
-
-/// Copies of the storage vectors at one instant (`Handle::snapshot`).
-pub struct Snap {
-    pub cols: [emacs_value; 2],
-    pub len: usize,
-    pub live: usize,
 }
 
 /// The list of the non-hole elements of fresh vector VEC (LIVE of LEN).
@@ -1013,6 +1015,8 @@ fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs
     }
 }
 
+// ---- Checks ----
+
 /// `storable` for a classified key: only identity and predicate keys can be
 /// the marker (a symbol), so numbers and strings need no check.
 #[inline]
@@ -1023,34 +1027,22 @@ fn storable_key(lx: Lx, key: &Key) -> LResult<()> {
     }
 }
 
-/// Refuse the hole marker as a key or value: free slots are told apart by
-/// it, so it must never be an entry's (issue 13, item 4).  One `eq` each
-/// (a compare of bits on the direct path).
+/// Refuse the hole marker as a key or value: free places are told apart
+/// by it, so it must never be an entry's.  One `eq` each (a compare of
+/// bits on the direct path).
 #[inline(always)]
 pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
     let gl = g();
     let hole = gl.hole.v();
     let bad = match direct::layout() {
-        Some(_) => {
-            // SAFETY: direct path on; live values and a global reference.
-            let h = unsafe { direct::obj(hole) };
-            objs.iter().any(|&o| unsafe { direct::obj(o) } == h)
-        }
+        // SAFETY: direct path on; live values.
+        Some(_) => objs.iter().any(|&o| unsafe { direct::obj(o) } == hole_obj()),
         None => objs.iter().any(|&o| lx.eq(o, hole)),
     };
     if bad {
         return Err(error::hole(lx));
     }
     Ok(())
-}
-
-/// Make a new table object.
-pub fn make(lx: Lx, test: Test, hint: usize) -> LResult<emacs_value> {
-    match Table::new(hint) {
-        Ok(t) => Handle::new(test, t).into_lisp(lx),
-        // (The failed Test's refs went to the release queue on drop.)
-        Err(_) => Err(error::memory(lx)),
-    }
 }
 
 /// Whether `v` is a user-ptr (`type_of`, which never signals).
@@ -1064,11 +1056,6 @@ fn is_user_ptr(lx: Lx, v: emacs_value) -> bool {
     }
 }
 
-#[inline]
-pub fn int(lx: Lx, n: usize) -> LResult<emacs_value> {
-    lx.make_integer(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
 /// Whether C-g is pending, polled every 4096 steps `i` of a long loop; the
 /// caller returns at once and Emacs processes the quit.
 #[inline]
@@ -1076,280 +1063,41 @@ pub fn quit_requested(lx: Lx, i: usize) -> bool {
     i.is_multiple_of(4096) && lx.should_quit()
 }
 
-// ---- What the bulk operations (bulk.rs) need ----
-
-impl Table {
-    /// The live entries' numbers, in iteration order.
-    pub fn live_entries(&self) -> Vec<usize> {
-        self.raw.iter().map(|(i, _)| i).collect()
-    }
-
-    /// (live entries, entry slots): entry numbers run over `0..slots`.
-    pub fn extent(&self) -> (usize, usize) {
-        (self.raw.len(), self.raw.slots())
-    }
-
-    pub fn bulk_stats(&self) -> Stats {
-        let (max_probe, probe_sum) = self.raw.probe_lengths();
-        Stats {
-            count: self.raw.len(),
-            capacity: self.size(),
-            slots: self.raw.slots(),
-            index_slots: self.raw.index_len(),
-            tombstones: self.raw.tombstones(),
-            max_probe,
-            probe_sum,
-            bytes: self.raw.heap_bytes() + std::mem::size_of::<Handle>(),
-            vector_length: self.vlen(),
-        }
-    }
-}
-
-/// The numbers `rhash-stats` reports.
-pub struct Stats {
-    pub count: usize,
-    pub capacity: usize,
-    pub slots: usize,
-    pub index_slots: usize,
-    pub tombstones: usize,
-    pub max_probe: usize,
-    pub probe_sum: usize,
-    pub bytes: usize,
-    pub vector_length: usize,
-}
+// ---- The bulk loops' Lisp-free stretches (direct path) ----
 
 impl Handle {
-    /// A handle that is never given to Lisp, for a scratch table used
-    /// within one module call (`rhash-uniq`).
-    pub fn scratch(test: Test) -> Result<Box<Handle>, crate::table::AllocError> {
-        Ok(Handle::new(test, Table::new(0)?))
-    }
-
-    /// `find` in an index being built outside this table (`adopt`,
-    /// `rhash-uniq`): `raw`'s entry e has its key in slot e of `keys`; this
-    /// handle gives the test.
-    pub fn find_in(&self, lx: Lx, l: &mut Lookup, raw: &RawTable, keys: emacs_value) -> LResult<Option<usize>> {
-        let kobj = direct::layout().map(|_| {
-            // SAFETY: direct path on; `keys` is a live value of this call.
-            unsafe { direct::obj(keys) }
-        });
-        let mut probe = raw.probe(l.key.meta);
-        while let Some(e) = raw.next_candidate(&mut probe) {
-            let stored = Stored { vec: keys, obj: kobj, i: e };
-            if keys::same(lx, &self.test, l, raw.payload(e), || stored)? {
-                return Ok(Some(e));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Live entry `i` as a key (with its cached `meta` and payload) and its
-    /// value; `None` for a free entry or one past the end.
-    pub fn entry_at(&self, lx: Lx, i: usize) -> LResult<Option<(Key, emacs_value)>> {
-        let e = self.read(lx, |t| {
-            let e = t.raw.entry(i)?;
-            let s = t.storage.as_ref()?;
-            Some((e, s.keys(), s.vals()))
-        })?;
-        match e {
-            Some((e, kv, vv)) => {
-                let k = lx.vec_get(kv, i)?;
-                let v = lx.vec_get(vv, i)?;
-                Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// As `entry_at`; on the direct path the key and value come in `boxes`,
-    /// two local value boxes of this call (rewritten: valid until the next
-    /// call with the same boxes).
-    pub fn entry_into(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<Option<(Key, emacs_value)>> {
-        let e = self.read(lx, |t| {
-            let e = t.raw.entry(i)?;
-            let s = t.storage.as_ref()?;
-            Some((e, s.kobj.zip(s.vobj)))
-        })?;
-        match e {
-            Some((e, Some((ko, vo)))) => {
-                // SAFETY: live vectors longer than the live entry number `i`;
-                // the boxes are local values of this call (check `return`).
-                unsafe {
-                    direct::set_box(boxes[0], direct::vref(ko, i));
-                    direct::set_box(boxes[1], direct::vref(vo, i));
-                }
-                Ok(Some((Key { v: boxes[0], meta: e.meta, payload: e.payload }, boxes[1])))
-            }
-            Some(_) => self.entry_at(lx, i),
-            None => Ok(None),
-        }
-    }
-
-    /// Put `l`'s key -> VALUE: set the value where `find` finds the key,
-    /// else insert it (looking again if an insertion's allocation let Lisp
-    /// change the table).
-    pub fn put_lookup(&self, lx: Lx, l: &mut Lookup, value: emacs_value) -> LResult<()> {
-        storable(lx, &[value])?;
-        storable_key(lx, &l.key)?;
-        loop {
-            match self.find(lx, l)? {
-                Some(f) => return self.store_value(lx, f.entry, value),
-                None => {
-                    if self.insert_new(lx, &l.key, value)? {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// The value of entry `i` (found under the same `busy`).
-    pub fn value_at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        match self.read(lx, |t| t.storage.as_ref().map(Storage::vals))? {
-            Some(vv) => lx.vec_get(vv, i),
-            None => Ok(g().nil()),
-        }
-    }
-
-    /// Give back the memory of removed entries: a compacted index
-    /// (`RawTable::compacted`) and vectors just long enough for the live
-    /// entries, in the same order.  The caller checked that the table may
-    /// change.
-    pub fn compact(&self, lx: Lx) -> LResult<()> {
-        let _busy = self.busy();
-        let (c, vecs, same) = self.read(lx, |t| {
-            let c = t.raw.compacted();
-            let same = c.as_ref().is_ok_and(|(c, _)| {
-                c.slots() == t.raw.slots() && t.vlen() == c.slots() && c.heap_bytes() == t.raw.heap_bytes()
-            });
-            (c, t.storage.as_ref().map(|s| [s.keys(), s.vals()]), same)
-        })?;
-        let (raw, from) = c.map_err(|_| error::memory(lx))?;
-        if same {
-            return Ok(());
-        }
-        let gl = g();
-        let n = from.len();
-        if let Some([ok, ov]) = vecs {
-            let len = int(lx, n)?;
-            let kv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
-            let vv = lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?;
-            for (j, &i) in from.iter().enumerate() {
-                lx.vec_set(kv, j, lx.vec_get(ok, i)?)?;
-                lx.vec_set(vv, j, lx.vec_get(ov, i)?)?;
-            }
-            self.install_storage(lx, kv, vv, n, None)?;
-        }
-        self.touch();
-        self.write(lx, |t| {
-            t.raw = raw;
-            t.hint = 0;
-        })
-    }
-}
-
-/// A vector the bulk loops read or fill element by element: directly on the
-/// direct path, through `vec_get`/`vec_set` otherwise.  `at` returns a value
-/// of the current call that is valid only until the next `at` (on the
-/// direct path it is one box, rewritten: check `return` covers local value
-/// boxes of the call as it does argument boxes, both being frame slots).
-pub struct Slots {
-    vec: emacs_value,
-    obj: Option<Obj>,
-    scratch: emacs_value,
-    len: usize,
-}
-
-impl Slots {
-    /// `vec` must be a plain vector (`make-vector`, `vconcat`, `vector`).
-    pub fn new(lx: Lx, vec: emacs_value) -> LResult<Slots> {
-        let len = lx.vec_size(vec)?;
-        let (obj, scratch) = match direct::layout() {
-            // SAFETY: direct path on; `vec` is a live value of this call.
-            Some(_) => (Some(unsafe { direct::obj(vec) }), lx.make_integer(0)?),
-            None => (None, g().nil()),
-        };
-        // A plain vector's slots are its words (check `vector`).
-        let obj = obj.filter(|&o| direct::plain_vector_len(o) == Some(len));
-        Ok(Slots { vec, obj, scratch, len })
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn value(&self) -> emacs_value {
-        self.vec
-    }
-
-    /// Element `i` (< `len`), valid until the next `at`.
-    #[inline]
-    pub fn at(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        match self.obj {
-            // SAFETY: a live plain vector of `len` slots; `scratch` is a
-            // local value box of this call.
-            Some(o) if i < self.len => unsafe {
-                direct::set_box(self.scratch, direct::vref(o, i));
-                Ok(self.scratch)
-            },
-            _ => lx.vec_get(self.vec, i),
-        }
-    }
-
-    /// Store `v` (a live value) at `i` (< `len`).
-    #[inline]
-    pub fn set(&self, lx: Lx, i: usize, v: emacs_value) -> LResult<()> {
-        match self.obj {
-            // SAFETY: as `at`; the vector keeps `v` (check `vector`).
-            Some(o) if i < self.len => unsafe {
-                direct::vset(o, i, direct::obj(v));
-                Ok(())
-            },
-            _ => lx.vec_set(self.vec, i, v),
-        }
-    }
-}
-
-impl Handle {
-    /// Copy the value of entry `entry` into slot `i` of `dst`.
+    /// Copy the value of entry `entry` into place `i` of `dst`.
     #[inline]
     pub fn value_into(&self, lx: Lx, entry: usize, dst: &Slots, i: usize) -> LResult<()> {
-        let s = self.read(lx, |t| t.storage.as_ref().map(|s| (s.vals(), s.vobj)))?;
-        match (s, dst.obj) {
-            // SAFETY: live vectors; `entry` is a live entry number and
-            // `i` < `dst.len` (checked).
-            (Some((_, Some(vo))), Some(d)) if i < dst.len => unsafe {
-                direct::vset(d, i, direct::vref(vo, entry));
-                Ok(())
-            },
-            (Some((vv, _)), _) => dst.set(lx, i, lx.vec_get(vv, entry)?),
-            (None, _) => Ok(()),
+        let v = self.read(lx, |t| match t.storage.quick() {
+            Some(q) if dst.set_obj(i, q.value(entry)) => Ok(None),
+            _ => t.storage.value(lx, entry).map(Some),
+        })??;
+        match v {
+            Some(v) => dst.set(lx, i, v),
+            None => Ok(()),
         }
     }
 
-    /// `rhash-get-many`'s loop on the direct path, in one borrow: for each
-    /// i from `from`, copy the value of `keys[i]` (if present) into
-    /// `out[i]`.  Stops at the first key that needs Lisp, or when C-g is
-    /// pending (polled every 4096 keys); returns where it stopped (`len`
-    /// when done).
+    /// `rhash-get-many`'s loop, in one borrow: for each i from `from`, copy
+    /// the value of `keys[i]` (if present) into `out[i]`.  Declines (stops)
+    /// at the first key that needs Lisp, or when C-g is pending (polled
+    /// every 4096 keys); returns where it stopped (`len` when done).
     pub fn get_many_quick(&self, lx: Lx, keys: &Slots, out: &Slots, from: usize) -> usize {
-        let (Some(l), Some(_), Some(oo)) = (direct::layout(), keys.obj, out.obj) else { return from };
+        let (Some(l), Some(_)) = (direct::layout(), out.quick()) else { return from };
         let plan = self.test.plan();
         let Ok(t) = self.t.try_borrow() else { return from };
-        let n = keys.len.min(out.len);
+        let n = keys.len().min(out.len());
         for i in from..n {
             if i > from && quit_requested(lx, i) {
                 return i;
             }
-            // (On the direct path `at` rewrites a box and cannot fail.)
             let Ok(key) = keys.at(lx, i) else { return i };
             let Some(k) = keys::classify_quick(l, plan, key) else { return i };
             match t.find_quick(l, &k) {
                 Some(Some(f)) => {
-                    if let Some(v) = t.value_obj(f.entry) {
-                        // SAFETY: `i` < `n` <= the live vector's length; the
-                        // value is live (in the table).
-                        unsafe { direct::vset(oo, i, v) };
+                    if let Some(q) = t.storage.quick() {
+                        out.set_obj(i, q.value(f.entry));
                     }
                 }
                 Some(None) => {}
@@ -1359,14 +1107,14 @@ impl Handle {
         n
     }
 
-    /// `rhash-merge`'s loop on the direct path, for a source `src` with the
-    /// same test, in one borrow of each table: put `src`'s entries from
-    /// entry number `from` on into this table, reusing their cached hashes,
-    /// while each step is Lisp-free (`key_box`, a local value box of this
-    /// call, holds the key being put).  Returns where it stopped: the end
-    /// of `src`'s entries, or an entry that needs Lisp or vectors that must
+    /// `rhash-merge`'s loop for a source `src` with the same test, in one
+    /// borrow of each table: put `src`'s entries from entry number `from`
+    /// on into this table, reusing their cached hashes, while each step is
+    /// Lisp-free (`boxes`, two local value boxes of this call, hold the
+    /// entry being put).  Returns where it stopped (declined): the end of
+    /// `src`'s entries, or an entry that needs Lisp or storage that must
     /// grow.
-    pub fn merge_quick(&self, lx: Lx, src: &Handle, key_box: emacs_value, from: usize) -> usize {
+    pub fn merge_quick(&self, lx: Lx, src: &Handle, boxes: [emacs_value; 2], from: usize) -> usize {
         let Some(l) = direct::layout() else { return from };
         if std::ptr::eq(self, src) {
             // Merging a table into itself changes nothing; the general
@@ -1374,11 +1122,7 @@ impl Handle {
             return from;
         }
         let (Ok(s), Ok(mut t)) = (src.t.try_borrow(), self.t.try_borrow_mut()) else { return from };
-        let Some((sko, svo)) = s.storage.as_ref().and_then(|st| st.kobj.zip(st.vobj)) else { return from };
-        let hole = {
-            // SAFETY: direct path on; a global reference.
-            unsafe { direct::obj(g().hole.v()) }
-        };
+        let Some(sq) = s.storage.quick() else { return from };
         let slots = s.raw.slots();
         let mut changed = false;
         let mut i = from;
@@ -1390,21 +1134,21 @@ impl Handle {
                 i += 1;
                 continue;
             };
-            // SAFETY: `i` is a live entry of `src`, below its vectors'
-            // length; `key_box` is a local value box of this call.
-            let (ko, vo) = unsafe { (direct::vref(sko, i), direct::vref(svo, i)) };
-            if vo == hole {
-                break;
-            }
-            // SAFETY: as above.
-            let key = Key { v: unsafe { direct::set_box(key_box, ko); key_box }, meta: e.meta, payload: e.payload };
+            let [kv, vv] = sq.entry_to(i, boxes);
+            let key = Key { v: kv, meta: e.meta, payload: e.payload };
             if !keys::is_quick(l, &key) {
                 break;
             }
-            match t.find_quick(l, &key) {
-                Some(Some(f)) => t.set_value_direct(f.entry, vo),
-                Some(None) if t.insert_direct(&key, ko, vo) => {}
-                _ => break,
+            let done = match t.find_quick(l, &key) {
+                Some(Some(f)) => t.storage.set_value(lx, f.entry, vv).is_ok(),
+                Some(None) => t.insert_with_room(lx, &key, vv).unwrap_or_else(|_| {
+                    lx.clear_exit();
+                    false
+                }),
+                None => false,
+            };
+            if !done {
+                break;
             }
             changed = true;
             i += 1;
@@ -1416,160 +1160,48 @@ impl Handle {
         i
     }
 
-    /// `maphash` on the direct path: call FUNCTION with each entry's key and
-    /// value in iteration order, reading both in one Lisp-free step and
-    /// re-reading the table after each call (FUNCTION may change it: keys
-    /// added in later places are visited, a clear ends the walk).  `boxes`
-    /// are two local value boxes of this call, rewritten for each entry.
-    /// `None` on the official path (the caller walks from Lisp).
-    pub fn walk_direct(&self, lx: Lx, function: emacs_value, boxes: [emacs_value; 2]) -> Option<LResult<()>> {
-        direct::layout()?;
-        let hole = {
-            // SAFETY: direct path on; a global reference.
-            unsafe { direct::obj(g().hole.v()) }
-        };
-        let mut i = 0;
-        loop {
-            let pair = self.t.try_borrow().ok().and_then(|t| {
-                let s = t.storage.as_ref()?;
-                let (ko, vo) = s.kobj.zip(s.vobj)?;
-                // The walk's end is re-read at each step.
-                (i < t.raw.slots()).then(|| {
-                    // SAFETY: live vectors at least `slots` long.
-                    unsafe { (direct::vref(ko, i), direct::vref(vo, i)) }
-                })
-            });
-            let Some((k, v)) = pair else { return Some(Ok(())) };
-            i += 1;
-            if k == hole || v == hole {
-                continue;
-            }
-            // SAFETY: local value boxes of this call (check `return`); the
-            // objects are live (in the table's vectors).
-            let args = unsafe {
-                direct::set_box(boxes[0], k);
-                direct::set_box(boxes[1], v);
-                [boxes[0], boxes[1]]
-            };
-            if let Err(e) = lx.funcall(function, &args) {
-                return Some(Err(e));
-            }
-        }
-    }
-
-    /// `rhash-tally-into`'s loop on the direct path, in one borrow (as
-    /// `get_many_quick`): count `elems[i]` from `from` on while each step
-    /// is Lisp-free (`tally_step`); returns where it stopped.
-    pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize) -> usize {
-        let (Some(l), Some(_)) = (direct::layout(), elems.obj) else { return from };
+    /// `rhash-tally-into`'s loop, in one borrow (as `get_many_quick`):
+    /// count `elems[i]` from `from` on while each step is Lisp-free
+    /// (`Table::tally_quick`); returns where it stopped (declined).
+    pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize, one: emacs_value) -> LResult<usize> {
+        let (Some(l), Some(_)) = (direct::layout(), elems.quick()) else { return Ok(from) };
         let plan = self.test.plan();
-        let Ok(mut t) = self.t.try_borrow_mut() else { return from };
+        let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
         self.touch();
-        for i in from..elems.len {
+        for i in from..elems.len() {
             if i > from && quit_requested(lx, i) {
-                return i;
+                return Ok(i);
             }
-            let Ok(key) = elems.at(lx, i) else { return i };
-            let Some(k) = keys::classify_quick(l, plan, key) else { return i };
-            let Some(f) = t.find_quick(l, &k) else { return i };
-            // SAFETY: `key` holds a live element.
-            if !t.tally_step(&k, unsafe { direct::obj(key) }, f) {
-                return i;
+            let Ok(key) = elems.at(lx, i) else { return Ok(i) };
+            let Some(k) = keys::classify_quick(l, plan, key) else { return Ok(i) };
+            let Some(f) = t.find_quick(l, &k) else { return Ok(i) };
+            if !t.tally_quick(lx, &k, f, one)? {
+                return Ok(i);
             }
         }
-        elems.len
+        Ok(elems.len())
     }
 
-    /// `(cl-incf (rhash-get KEY TABLE 0))`: the Lisp-free direct step when
-    /// the count is a fixnum and the vectors have room; `false` when the
-    /// caller must take the general steps.
-    #[inline]
-    pub fn tally_quick(&self, key: emacs_value) -> bool {
-        // SAFETY: `key` is a live value of this call.
-        let done = self.quick(key, |t, k, f| t.tally_step(k, unsafe { direct::obj(key) }, f)).unwrap_or(false);
-        if done {
-            self.touch();
-        }
-        done
-    }
-}
-
-/// A new Lisp table with `test` holding, in order, the entries `entries`
-/// of each `(src, entries)` part, with their cached hashes (the parts'
-/// tables hash alike and hold distinct keys); the sources must not change
-/// meanwhile (the caller holds them busy).  The entries are copied in one
-/// Lisp-free step once the new vectors exist.
-pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<emacs_value> {
-    let n: usize = parts.iter().map(|p| p.1.len()).sum();
-    let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
-    for (src, entries) in parts {
-        let ok = src.read(lx, |t| -> Result<(), crate::table::AllocError> {
-            for &i in entries.iter() {
-                if let Some(e) = t.raw.entry(i) {
-                    raw.insert(e.meta, e.payload)?;
-                }
-            }
-            Ok(())
-        })?;
-        ok.map_err(|_| error::memory(lx))?;
-    }
-    let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
-    if n > 0 {
-        let gl = g();
-        let cell = h.new_cell(lx)?;
-        let len = int(lx, n)?;
-        let kv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
-        let vv = Slots::new(lx, lx.funcall(gl.f_make_vector.v(), &[len, gl.hole.v()])?)?;
-        // No Lisp from here to the copy's end.
-        let mut j = 0;
-        for (src, entries) in parts {
-            let s = src.read(lx, |t| t.storage.as_ref().map(|s| (s.keys(), s.vals(), s.kobj.zip(s.vobj))))?;
-            let Some((sk, sv, objs)) = s else {
-                if entries.is_empty() {
-                    continue;
-                }
-                return Err(error::internal(lx, "entries without storage"));
-            };
-            for &i in entries.iter() {
-                match (objs, kv.obj, vv.obj) {
-                    // SAFETY: live plain vectors; `i` is a live entry of
-                    // `src` (below its vectors' length) and `j` < `n`, the
-                    // copies' length.
-                    (Some((ko, vo)), Some(dk), Some(dv)) => unsafe {
-                        direct::vset(dk, j, direct::vref(ko, i));
-                        direct::vset(dv, j, direct::vref(vo, i));
-                    },
-                    _ => {
-                        kv.set(lx, j, lx.vec_get(sk, i)?)?;
-                        vv.set(lx, j, lx.vec_get(sv, i)?)?;
-                    }
-                }
-                j += 1;
+    /// `(cl-incf (rhash-get KEY TABLE 0))` (`one` is the fixnum 1; the
+    /// caller checked that the table may change).  The Lisp-free step when
+    /// the count is a fixnum and the storage has room, else the general
+    /// steps (`incremented` makes the new count).
+    pub fn tally(&self, lx: Lx, key: emacs_value, one: emacs_value, incremented: impl FnOnce(emacs_value) -> LResult<emacs_value>) -> LResult<()> {
+        if let Some((k, f)) = self.locate_quick(KeyArg::Value(key)) {
+            if self.write(lx, |t| t.tally_quick(lx, &k, f, one))?? {
+                self.touch();
+                return Ok(());
             }
         }
-        h.install_storage(lx, kv.value(), vv.value(), n, cell)?;
-    }
-    h.into_lisp(lx)
-}
-
-/// A new Lisp table with `test` whose entry i is `keys[i]` -> `vals[i]`,
-/// `raw` being its index (entry i of `raw` describes `keys[i]`, no free
-/// entries).  Its vectors have room for `room` entries (>= the count).
-pub fn build(lx: Lx, test: Test, raw: RawTable, keys: &[emacs_value], vals: &[emacs_value], room: usize) -> LResult<emacs_value> {
-    debug_assert!(raw.slots() == keys.len() && keys.len() == vals.len() && raw.len() == keys.len());
-    let gl = g();
-    let h = Handle::new(test, Table { raw, storage: None, hint: 0 });
-    let room = room.max(keys.len());
-    if room > 0 {
-        let cell = h.new_cell(lx)?;
-        let n = int(lx, room)?;
-        let kv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
-        let vv = lx.funcall(gl.f_make_vector.v(), &[n, gl.hole.v()])?;
-        for (i, (&k, &v)) in keys.iter().zip(vals).enumerate() {
-            lx.vec_set(kv, i, k)?;
-            lx.vec_set(vv, i, v)?;
+        let mut l = self.classify(lx, key)?;
+        match self.find(lx, &mut l)? {
+            Some(f) => {
+                let old = self.value_at(lx, f.entry)?;
+                let new = incremented(old)?;
+                storable(lx, &[new])?;
+                self.set_value(lx, f.entry, new)
+            }
+            None => self.put_key(lx, KeyArg::Classified(l.key), one),
         }
-        h.install_storage(lx, kv, vv, room, cell)?;
     }
-    h.into_lisp(lx)
 }
