@@ -101,7 +101,7 @@ valgrind: check-emacs build
 	EMACS=$(EMACS) sh test/valgrind.sh
 
 lint: build
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks
 	mkdir -p target/lint && cp lisp/rhash.el target/lint/
 	$(EMACS) -Q --batch -L target/lint -L lisp --eval '(setq byte-compile-error-on-warn t)' \
 	  -f batch-byte-compile target/lint/rhash.el

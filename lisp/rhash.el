@@ -307,6 +307,18 @@ value after it wins; nil if there is none."
   (condition-case nil (ignore (make-hash-table :rehash-size)) (error t))
   "Non-nil if `make-hash-table' rejects bad rehash arguments (Emacs < 30).")
 
+(defun rhash--resolve-test (test)
+  "Return (TEST CMP HASH) for the test named TEST, CMP and HASH nil for
+`eq', `eql' and `equal', else the functions given to
+`define-hash-table-test'; signal as `make-hash-table' does if TEST names
+no test.  The module resolves test names with this too (`rhash-uniq')."
+  (if (memq test '(eq eql equal))
+      (list test nil nil)
+    (let ((prop (get test 'hash-table-test)))
+      (unless (and (consp prop) (consp (cdr prop)))
+        (rhash--signal-error "Invalid hash table test" test))
+      (list test (car prop) (cadr prop)))))
+
 (defun rhash-make (&rest keyword-args)
   "Create and return a new rhash table, like `make-hash-table'.
 
@@ -331,13 +343,8 @@ arguments signal what `make-hash-table' signals.
   (let* ((args keyword-args)
          (used (make-vector (length args) nil))
          (i (rhash--key-arg :test args used))
-         (test (if i (nth i args) 'eql))
-         cmp hash size weakness)
-    (unless (memq test '(eq eql equal))
-      (let ((prop (get test 'hash-table-test)))
-        (unless (and (consp prop) (consp (cdr prop)))
-          (rhash--signal-error "Invalid hash table test" test))
-        (setq cmp (car prop) hash (cadr prop))))
+         (test (rhash--resolve-test (if i (nth i args) 'eql)))
+         size weakness)
     (rhash--key-arg :purecopy args used)
     (setq i (rhash--key-arg :size args used))
     (setq size (if i (nth i args) nil))
@@ -368,7 +375,7 @@ cannot make weak references" weakness)))
               (setq j (1+ j))
             (rhash--signal-error "Invalid argument list" (nth j args))))
         (setq j (1+ j))))
-    (rhash--make test cmp hash size)))
+    (rhash--make (nth 0 test) (nth 1 test) (nth 2 test) size)))
 
 ;;;; Walking
 

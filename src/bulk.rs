@@ -1,4 +1,4 @@
-//! Whole loops in one call (issue 10): bulk and set operations, compaction
+//! Whole loops in one call: bulk and set operations, compaction
 //! and statistics.  Each function does what the Lisp loop it replaces does,
 //! in the same order, with the same errors; see the contract's "Bulk and set
 //! operations".
@@ -14,130 +14,37 @@
 //!   in the other with the hash cached in its entry (`Lookup::cached`):
 //!   nothing is hashed again, and a string is copied out only to confirm a
 //!   candidate.
-//! - Writes go through `Handle::put` or the same steps (`Handle::find`,
-//!   `Handle::insert_new`), one entry at a time, so that an exit (error,
-//!   throw, C-g) leaves the target holding exactly the entries put before
-//!   it.  New tables are built whole (`store::build`) and are only given to
-//!   Lisp at the end.
-//! - Loops poll for C-g every 4096 steps (`api::quit_requested`).
+//! - Writes go through `Handle::put`/`put_key`, one entry at a time, so
+//!   that an exit (error, throw, C-g) leaves the target holding exactly the
+//!   entries put before it.  New tables are made by `store`
+//!   (`store::build`, `build_from`, `uniq`) and only given to Lisp at the
+//!   end.  Which access path runs is `store`'s business.
+//! - Loops poll for C-g every 4096 steps (`store::quit_requested`).
 
-use crate::api::{defuns, run};
-use crate::ffi::{Exit, Gref, LResult, Lx, RawFn};
-use crate::globals::{g, string, sym};
 use crate::error;
+use crate::ffi::{LResult, Lx};
+use crate::globals::g;
 use crate::keys::{Key, Test};
 use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table};
-use emacs::raw::{emacs_env, emacs_value};
-use once_cell::sync::OnceCell;
-use std::ffi::{c_void, CStr};
-
-/// Symbols and functions of the bulk operations, looked up at load time.
-struct Bulk {
-    cons: Gref,
-    vector: Gref,
-    listp: Gref,
-    f_hash_table_p: Gref,
-    f_gethash: Gref,
-    f_hash_table_count: Gref,
-    f_one_plus: Gref,
-    f_get: Gref,
-    f_car: Gref,
-    f_cdr: Gref,
-    f_float: Gref,
-    f_div: Gref,
-    hash_table_test: Gref,
-    f_snapshot: Gref,
-    f_from_hash_table: Gref,
-    invalid_test_msg: Gref,
-    length_msg: Gref,
-}
-
-static BULK: OnceCell<Bulk> = OnceCell::new();
-
-#[inline]
-fn b() -> &'static Bulk {
-    BULK.get().expect("rhash bulk globals are set at load time")
-}
-
-
-defuns! {
-    c"rhash-get-many" (2, 3) get_many
-        c"Return the values of KEYS in TABLE, as a fresh sequence.\nKEYS is a list or a vector; the result has the same type and holds,\nin KEYS' order, each key's value, or DEFAULT (nil if omitted) where\nthe key is absent.  TABLE may also be a built-in hash table.\nLike mapping `rhash-get' over KEYS, in one call.\n\n(fn KEYS TABLE &optional DEFAULT)";
-    c"rhash-put-many" (3, 3) put_many
-        c"Put each key of KEYS into TABLE with the value at the same place in VALUES.\nKEYS and VALUES are lists or vectors of equal length (otherwise\nsignal `args-out-of-range' naming both lengths, leaving TABLE\nunchanged).  Same result as `rhash-put' of each pair in order.\nReturn TABLE.\n\n(fn KEYS VALUES TABLE)";
-    c"rhash-merge" (1, -2) merge
-        c"Put every entry of each of SOURCES into TABLE; return TABLE.\nEach source is read in its iteration order and its entries are put\nas by repeated `rhash-put': later sources win.  A source may be a\nbuilt-in hash table (read with `maphash').  Like `ht-update!'.\n\n(fn TABLE &rest SOURCES)";
-    c"rhash-merge-with" (2, -2) merge_with
-        c"Merge SOURCES into TABLE as `rhash-merge', combining clashing values.\nWhere TABLE already holds a key, its value becomes (FUNCTION OLD NEW),\nOLD being TABLE's value and NEW the source's.  Return TABLE.\nLike `map-merge-with'.\n\n(fn FUNCTION TABLE &rest SOURCES)";
-    c"rhash-union" (2, 2) union
-        c"Return a new rhash table with A's test holding the entries of A and B.\nA's entries come first, in A's order, then those of B whose keys A\nlacks, in B's order; where both hold a key, A's value is kept.  A and\nB may be built-in hash tables.\n\n(fn A B)";
-    c"rhash-intersection" (2, 2) intersection
-        c"Return a new rhash table with A's test holding A's entries whose keys B holds.\nThe entries keep A's order and values.  Keys are looked up with B's\ntest.  A and B may be built-in hash tables.\n\n(fn A B)";
-    c"rhash-difference" (2, 2) difference
-        c"Return a new rhash table with A's test holding A's entries whose keys B lacks.\nThe entries keep A's order and values.  Keys are looked up with B's\ntest.  A and B may be built-in hash tables.\n\n(fn A B)";
-    c"rhash-equal" (2, 3) equal
-        c"Return t if tables A and B hold the same keys with matching values.\nThat is: the same number of entries, every key of A present in B\n(under B's test), and (PREDICATE A-VALUE B-VALUE) non-nil for each\nkey, in A's order (PREDICATE defaults to `equal').  A and B may be\nbuilt-in hash tables.\n\n(fn A B &optional PREDICATE)";
-    c"rhash-tally-into" (2, 2) tally_into
-        c"Count the elements of SEQUENCE into TABLE; return TABLE.\nSEQUENCE is a list or a vector.  Each occurrence adds 1 to TABLE's\nvalue for the element, an absent key counting from 0, as\n(cl-incf (rhash-get ELT TABLE 0)) does; a value that is not a number\nsignals `wrong-type-argument'.\n\n(fn SEQUENCE TABLE)";
-    c"rhash-uniq" (1, 2) uniq
-        c"Return a fresh list of the distinct elements of SEQUENCE.\nSEQUENCE is a list or a vector.  The elements keep their first\noccurrences' order; two elements are the same under TEST: `eq',\n`eql', `equal' (the default) or a name given to\n`define-hash-table-test'.  Like `seq-uniq' and `delete-dups'.\n\n(fn SEQUENCE &optional TEST)";
-    c"rhash-compact" (1, 1) compact
-        c"Give back the memory of TABLE's removed entries; return TABLE.\nTABLE's capacity drops to what its entries need; the iteration order\nis kept, and the places of removed entries are forgotten (later new\nkeys are appended).  Tables never shrink otherwise (nor do built-in\nones).\n\n(fn TABLE)";
-    c"rhash-stats" (1, 1) stats
-        c"Return a plist describing TABLE's memory and probe lengths.\n:count entries, :capacity (as `rhash-size'), :slots entry places in\nuse or free, :vector-length of the storage vectors, :index-slots,\n:tombstones, :max-probe and :mean-probe (index slots a lookup of\na present key examines), and :bytes, the memory TABLE holds outside\nthe Lisp heap.\n\n(fn TABLE)";
-}
-
-
-
-/// Exported for `lib.rs`: look up the globals and define the functions.
-pub fn init(lx: Lx) -> LResult<()> {
-    let bulk = Bulk {
-        cons: sym(lx, c"cons")?,
-        vector: sym(lx, c"vector")?,
-        listp: sym(lx, c"listp")?,
-        f_hash_table_p: sym(lx, c"hash-table-p")?,
-        f_gethash: sym(lx, c"gethash")?,
-        f_hash_table_count: sym(lx, c"hash-table-count")?,
-        f_one_plus: sym(lx, c"1+")?,
-        f_get: sym(lx, c"get")?,
-        f_car: sym(lx, c"car")?,
-        f_cdr: sym(lx, c"cdr")?,
-        f_float: sym(lx, c"float")?,
-        f_div: sym(lx, c"/")?,
-        hash_table_test: sym(lx, c"hash-table-test")?,
-        f_snapshot: sym(lx, c"rhash--hash-table-vectors")?,
-        f_from_hash_table: sym(lx, c"rhash-from-hash-table")?,
-        invalid_test_msg: string(lx, c"Invalid hash table test")?,
-        length_msg: string(lx, c"KEYS and VALUES differ in length")?,
-    };
-    let _ = BULK.set(bulk);
-    export(lx)
-}
+use emacs::raw::emacs_value;
+use std::ffi::CStr;
 
 // ---- Arguments ----
-
-fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
-    match lx.funcall(g().f_list.v(), items) {
-        Ok(data) => lx.signal(symbol, data),
-        Err(e) => e,
-    }
-}
 
 /// SEQ (a list or a vector) as a vector, and whether it was a list.  A list
 /// always gives a fresh vector; a vector is copied only when `fresh`.
 fn seq_vector(lx: Lx, seq: emacs_value, fresh: bool) -> LResult<(emacs_value, bool)> {
     let gl = g();
-    let bl = b();
-    let is_list = if lx.eq(seq, gl.nil()) {
+        let is_list = if lx.eq(seq, gl.nil()) {
         true
     } else {
         let ty = lx.type_of(seq)?;
-        if lx.eq(ty, bl.cons.v()) {
+        if lx.eq(ty, g().cons.v()) {
             true
-        } else if lx.eq(ty, bl.vector.v()) {
+        } else if lx.eq(ty, g().vector.v()) {
             false
         } else {
-            return Err(signal(lx, gl.wrong_type_argument.v(), &[bl.listp.v(), seq]));
+            return Err(error::not_sequence(lx, seq));
         }
     };
     if is_list || fresh {
@@ -159,7 +66,7 @@ fn readable<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<Readable<'a>> {
     if Handle::is_rhash(lx, v) {
         return Ok(Readable::R(Handle::of(lx, v)?));
     }
-    let r = lx.funcall(b().f_hash_table_p.v(), &[v])?;
+    let r = lx.funcall(g().f_hash_table_p.v(), &[v])?;
     if lx.is_not_nil(r) {
         Ok(Readable::Builtin(v))
     } else {
@@ -173,7 +80,7 @@ fn rhash_of<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<&'a Handle> {
     match readable(lx, v)? {
         Readable::R(h) => Ok(h),
         Readable::Builtin(ht) => {
-            let r = lx.funcall(b().f_from_hash_table.v(), &[ht])?;
+            let r = lx.funcall(g().f_from_hash_table.v(), &[ht])?;
             // `r` is a local value of this call, so the table stays alive
             // while we use the handle (see `Handle::of`).
             Handle::of(lx, r)
@@ -196,7 +103,7 @@ impl Entries<'_> {
         match r {
             Readable::R(h) => Ok(Entries::R(h, [lx.make_integer(0)?, lx.make_integer(0)?])),
             Readable::Builtin(ht) => {
-                let kv = lx.funcall(b().f_snapshot.v(), &[ht])?;
+                let kv = lx.funcall(g().f_snapshot.v(), &[ht])?;
                 let (k, v) = (Slots::new(lx, lx.vec_get(kv, 0)?)?, Slots::new(lx, lx.vec_get(kv, 1)?)?);
                 let n = k.len().min(v.len());
                 Ok(Entries::Vecs(k, v, n))
@@ -254,7 +161,7 @@ fn same_test(lx: Lx, a: Option<&Test>, b: &Test) -> bool {
 
 // ---- Lookups ----
 
-fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let default = a.get(2).copied().unwrap_or_else(|| gl.nil());
     let table = readable(lx, a[1])?;
@@ -286,7 +193,7 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             }
         }
         Readable::Builtin(ht) => {
-            let gethash = b().f_gethash.v();
+            let gethash = g().f_gethash.v();
             for i in 0..n {
                 if quit_requested(lx, i) {
                     return Ok(gl.nil());
@@ -304,7 +211,7 @@ fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     }
 }
 
-fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let table = a[2];
     let h = Handle::of(lx, table)?;
     h.check_mutable(lx, table)?;
@@ -313,8 +220,7 @@ fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let (keys, vals) = (Slots::new(lx, kv)?, Slots::new(lx, vv)?);
     let (nk, nv) = (keys.len(), vals.len());
     if nk != nv {
-        let bl = b();
-        return Err(signal(lx, g().args_out_of_range.v(), &[bl.length_msg.v(), int(lx, nk)?, int(lx, nv)?]));
+        return Err(error::lengths(lx, nk, nv));
     }
     for i in 0..nk {
         if quit_requested(lx, i) {
@@ -390,11 +296,11 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
     Ok(table)
 }
 
-fn merge(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn merge(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     merge_into(lx, a[0], &a[1..], None)
 }
 
-fn merge_with(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn merge_with(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     merge_into(lx, a[1], &a[2..], Some(a[0]))
 }
 
@@ -433,7 +339,7 @@ impl<'a> Member<'a> {
             }
             Readable::Builtin(ht) => {
                 let hole = g().hole.v();
-                let v = lx.funcall(b().f_gethash.v(), &[k, ht, hole])?;
+                let v = lx.funcall(g().f_gethash.v(), &[k, ht, hole])?;
                 Ok(if lx.eq(v, hole) { None } else { Some(v) })
             }
         }
@@ -475,15 +381,15 @@ fn filter(lx: Lx, a: &[emacs_value], keep: bool) -> LResult<emacs_value> {
     store::build_from(lx, ha.test().try_clone(lx)?, &[(ha, &kept)])
 }
 
-fn intersection(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn intersection(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     filter(lx, a, true)
 }
 
-fn difference(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn difference(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     filter(lx, a, false)
 }
 
-fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let ha = rhash_of(lx, a[0])?;
     let rb = readable(lx, a[1])?;
     let _busy_a = ha.busy();
@@ -548,13 +454,13 @@ fn count_of(lx: Lx, r: Readable<'_>) -> LResult<usize> {
     match r {
         Readable::R(h) => Ok(h.read(lx, Table::extent)?.0),
         Readable::Builtin(ht) => {
-            let n = lx.funcall(b().f_hash_table_count.v(), &[ht])?;
+            let n = lx.funcall(g().f_hash_table_count.v(), &[ht])?;
             Ok(usize::try_from(lx.extract_integer(n)?).unwrap_or(0))
         }
     }
 }
 
-fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let ra = readable(lx, a[0])?;
     let member = Member::new(lx, readable(lx, a[1])?)?;
@@ -593,11 +499,11 @@ fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 fn incremented(lx: Lx, old: emacs_value) -> LResult<emacs_value> {
     match lx.integer_i64(old) {
         Some(i) if i < i64::MAX => lx.make_integer(i + 1),
-        _ => lx.funcall(b().f_one_plus.v(), &[old]),
+        _ => lx.funcall(g().f_one_plus.v(), &[old]),
     }
 }
 
-fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let table = a[1];
     let h = Handle::of(lx, table)?;
     h.check_mutable(lx, table)?;
@@ -621,38 +527,23 @@ fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(table)
 }
 
-/// The test named NAME, as `rhash-make' resolves it (default `equal').
+/// The test named NAME (default `equal'), resolved by rhash.el's
+/// `rhash--resolve-test` as `rhash-make' resolves it.
 fn test_named(lx: Lx, name: Option<emacs_value>) -> LResult<Test> {
     let gl = g();
     let Some(name) = name.filter(|&n| lx.is_not_nil(n)) else {
         return Ok(Test::Equal);
     };
-    if [gl.eq.v(), gl.eql.v(), gl.equal.v()].into_iter().any(|t| lx.eq(name, t)) {
-        return Test::new(lx, name, gl.nil(), gl.nil());
+    // `get' signals for a non-symbol: `rhash-uniq' calls it invalid.
+    if !lx.eq(lx.type_of(name)?, gl.symbol.v()) {
+        return Err(error::invalid_test(lx, name));
     }
-    let bl = b();
-    let invalid = || signal(lx, gl.error.v(), &[bl.invalid_test_msg.v(), name]);
-    // `get' signals for a non-symbol, as `make-hash-table' would not: check.
-    let ty = lx.type_of(name)?;
-    if !lx.eq(ty, gl.symbol.v()) {
-        return Err(invalid());
-    }
-    // As `rhash-make': the property must be (CMP HASH ...).
-    let prop = lx.funcall(bl.f_get.v(), &[name, bl.hash_table_test.v()])?;
-    let consp = |v: emacs_value| -> LResult<bool> { Ok(lx.eq(lx.type_of(v)?, bl.cons.v())) };
-    if !consp(prop)? {
-        return Err(invalid());
-    }
-    let rest = lx.funcall(bl.f_cdr.v(), &[prop])?;
-    if !consp(rest)? {
-        return Err(invalid());
-    }
-    let cmp = lx.funcall(bl.f_car.v(), &[prop])?;
-    let hash = lx.funcall(bl.f_car.v(), &[rest])?;
-    Test::new(lx, name, cmp, hash)
+    let r = lx.funcall(gl.f_resolve_test.v(), &[name])?;
+    let v = lx.funcall(gl.f_vconcat.v(), &[r])?;
+    Test::new(lx, lx.vec_get(v, 0)?, lx.vec_get(v, 1)?, lx.vec_get(v, 2)?)
 }
 
-fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let test = test_named(lx, a.get(1).copied())?;
     let (vec, _) = seq_vector(lx, a[0], true)?;
@@ -664,20 +555,19 @@ fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 
 // ---- Memory ----
 
-fn compact(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn compact(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
     h.check_mutable(lx, a[0])?;
     h.compact(lx)?;
     Ok(a[0])
 }
 
-fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+pub fn stats(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[0])?;
     let s = h.read(lx, Table::full_stats)?;
-    let bl = b();
-    // (/ (float SUM) (max COUNT 1)), without a float constructor in `Lx`.
-    let sum = lx.funcall(bl.f_float.v(), &[int(lx, s.probe_sum)?])?;
-    let mean = lx.funcall(bl.f_div.v(), &[sum, int(lx, s.count.max(1))?])?;
+        // (/ (float SUM) (max COUNT 1)), without a float constructor in `Lx`.
+    let sum = lx.funcall(g().f_float.v(), &[int(lx, s.probe_sum)?])?;
+    let mean = lx.funcall(g().f_div.v(), &[sum, int(lx, s.count.max(1))?])?;
     let items: [(&CStr, emacs_value); 9] = [
         (c":count", int(lx, s.count)?),
         (c":capacity", int(lx, s.capacity)?),

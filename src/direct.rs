@@ -2,7 +2,7 @@
 //!
 //! In Emacs 27-30 an `emacs_value` points to a one-word box holding the
 //! `Lisp_Object`, objects never move, and 64-bit builds tag objects in their
-//! low 3 bits (`../shared/reference/direct-access/README.md`).  Reading those
+//! low 3 bits (Emacs's `lisp.h`, `alloc.c` and `emacs-module.c`).  Reading those
 //! words directly skips a catching env call (~150 instructions) per access.
 //!
 //! Nothing here is assumed: `selftest` checks, with the official API only,
@@ -98,6 +98,7 @@ pub fn status() -> Result<(), String> {
 /// reference.
 #[inline(always)]
 pub unsafe fn obj(v: emacs_value) -> Obj {
+    // SAFETY: the caller's contract above.
     Obj(unsafe { *(v as *const u64) })
 }
 
@@ -108,6 +109,7 @@ pub unsafe fn obj(v: emacs_value) -> Obj {
 /// `return`): never a global reference's box, never a value of another call.
 #[inline(always)]
 pub unsafe fn set_box(v: emacs_value, o: Obj) {
+    // SAFETY: the caller's contract above.
     unsafe { *(v as *mut u64) = o.0 }
 }
 
@@ -139,6 +141,8 @@ fn is_vectorlike(o: Obj) -> bool {
 /// `o` is vectorlike (tag checked) with more than `i` words.
 #[inline(always)]
 unsafe fn word(o: Obj, i: usize) -> u64 {
+    // SAFETY: the caller's contract above; the untagged address is the
+    // object's first word (check `vector`).
     unsafe { *((o.0 - TAG_VECTORLIKE) as *const u64).add(i) }
 }
 
@@ -148,6 +152,7 @@ unsafe fn word(o: Obj, i: usize) -> u64 {
 /// `o` is vectorlike (tag checked; every vectorlike has a header word).
 #[inline(always)]
 unsafe fn header(o: Obj) -> u64 {
+    // SAFETY: the caller's contract above: word 0 exists.
     unsafe { word(o, 0) & !MARK }
 }
 
@@ -230,6 +235,8 @@ pub unsafe fn string<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
 /// `vec` is a live plain vector (made by `make-vector`) longer than `i`.
 #[inline(always)]
 pub unsafe fn vref(vec: Obj, i: usize) -> Obj {
+    // SAFETY: the caller's contract above; slot i is word 1 + i (check
+    // `vector`).
     Obj(unsafe { word(vec, 1 + i) })
 }
 
@@ -239,6 +246,8 @@ pub unsafe fn vref(vec: Obj, i: usize) -> Obj {
 /// As `vref`; `o` is a live object that `vec` then keeps reachable.
 #[inline(always)]
 pub unsafe fn vset(vec: Obj, i: usize, o: Obj) {
+    // SAFETY: the caller's contract above; a plain store is all a vector
+    // slot needs (check `vector`).
     unsafe { *((vec.0 - TAG_VECTORLIKE) as *mut u64).add(1 + i) = o.0 }
 }
 
@@ -331,8 +340,9 @@ fn selftest(lx: Lx, fail: &str) -> Result<Layout, &'static str> {
         (v1, v2) = pair()?;
     }
     ok("box", (v1 as usize) >= 65536 && (v1 as usize) & 7 == 0 && (v2 as usize).wrapping_sub(v1 as usize) == 8, fail)?;
-    // SAFETY (all reads below): check `box` passed, so values are pointers to
-    // their objects' words; each object is read only after its tag checked.
+    // SAFETY: check `box` passed (all reads below), so values are pointers
+    // to their objects' words; each object is read only after its tag
+    // checked.
     unsafe {
         ok("fixnum", obj(v1) == mkfix(1) && obj(v2) == mkfix(1000), fail)?;
         for i in [-5i64, (1 << 61) - 1, -(1 << 61)] {

@@ -3,6 +3,7 @@
 use crate::ffi::{Exit, Lx};
 use crate::globals::g;
 use emacs::raw::emacs_value;
+use std::ffi::CStr;
 
 /// Signal `(SYMBOL . DATA)`, DATA made from `items`.
 fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
@@ -14,8 +15,12 @@ fn signal(lx: Lx, symbol: emacs_value, items: &[emacs_value]) -> Exit {
 
 /// `(wrong-type-argument rhash-p V)`.
 pub fn wrong_type(lx: Lx, v: emacs_value) -> Exit {
-    let gl = g();
-    signal(lx, gl.wrong_type_argument.v(), &[gl.rhash_p.v(), v])
+    wrong_type_of(lx, g().rhash_p.v(), v)
+}
+
+/// `(wrong-type-argument PREDICATE V)`.
+fn wrong_type_of(lx: Lx, predicate: emacs_value, v: emacs_value) -> Exit {
+    signal(lx, g().wrong_type_argument.v(), &[predicate, v])
 }
 
 /// `(error "hash table test modifies table" TABLE)`.
@@ -31,9 +36,37 @@ pub fn busy(lx: Lx) -> Exit {
     signal(lx, gl.error.v(), &[gl.busy_msg.v()])
 }
 
-/// `(args-out-of-range A B)`: vectors that should have one length.
-pub fn length_mismatch(lx: Lx, a: emacs_value, b: emacs_value) -> Exit {
-    signal(lx, g().args_out_of_range.v(), &[a, b])
+/// `(wrong-type-argument listp V)`: a sequence argument that is neither a
+/// list nor a vector.
+pub fn not_sequence(lx: Lx, v: emacs_value) -> Exit {
+    wrong_type_of(lx, g().listp.v(), v)
+}
+
+/// `(error "Invalid hash table test" NAME)`.
+pub fn invalid_test(lx: Lx, name: emacs_value) -> Exit {
+    let gl = g();
+    signal(lx, gl.error.v(), &[gl.invalid_test_msg.v(), name])
+}
+
+/// `(wrong-number-of-arguments NAME N)`: the function NAME called with N
+/// arguments, as a built-in reports it.
+#[cold]
+pub fn arity(lx: Lx, name: &CStr, n: usize) -> Exit {
+    let data = lx.intern(name).and_then(|name| Ok([name, lx.make_integer(n as i64)?]));
+    match data {
+        Ok(items) => signal(lx, g().wrong_number_of_arguments.v(), &items),
+        Err(e) => e,
+    }
+}
+
+/// `(args-out-of-range "KEYS and VALUES differ in length" NK NV)`.
+pub fn lengths(lx: Lx, nk: usize, nv: usize) -> Exit {
+    let gl = g();
+    let data = lx.make_integer(nk as i64).and_then(|k| Ok([gl.length_msg.v(), k, lx.make_integer(nv as i64)?]));
+    match data {
+        Ok(items) => signal(lx, gl.args_out_of_range.v(), &items),
+        Err(e) => e,
+    }
 }
 
 /// The hole marker offered as a key or value.

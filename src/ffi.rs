@@ -27,6 +27,7 @@ pub struct Gref(emacs_value);
 // calls us.  Moving the pointer between threads (into the release queue) does
 // not touch it.
 unsafe impl Send for Gref {}
+// SAFETY: as `Send`: shared references to a `Gref` only copy the pointer.
 unsafe impl Sync for Gref {}
 
 impl Gref {

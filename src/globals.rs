@@ -1,57 +1,107 @@
-//! Symbols and functions looked up once at load time and kept for the life of
-//! Emacs through global references (never freed: the module cannot unload).
+//! Symbols, functions and strings looked up once at load time and kept for
+//! the life of Emacs through global references (never freed: the module
+//! cannot unload).  Each is declared once, in the list below.
 
 use crate::ffi::{Gref, LResult, Lx};
 use emacs::raw::emacs_value;
 use once_cell::sync::OnceCell;
 use std::ffi::CStr;
 
-pub struct Globals {
-    pub nil: Gref,
-    pub t: Gref,
-    // `type-of` results.
-    pub integer: Gref,
-    pub float: Gref,
-    pub string: Gref,
-    pub symbol: Gref,
-    pub user_ptr: Gref,
-    // Test names.
-    pub eq: Gref,
-    pub eql: Gref,
-    pub equal: Gref,
-    // Errors.
-    pub error: Gref,
-    pub wrong_type_argument: Gref,
-    pub rhash_p: Gref,
-    pub args_out_of_range: Gref,
-    pub modifies_msg: Gref,
-    pub busy_msg: Gref,
-    pub memory_msg: Gref,
-    pub hole_msg: Gref,
-    // Functions, called through their symbols so that advice and
-    // redefinitions are honoured, as in a Lisp caller.
-    pub f_sxhash_eq: Gref,
-    pub f_sxhash_eql: Gref,
-    pub f_sxhash_equal: Gref,
-    pub f_eql: Gref,
-    pub f_equal: Gref,
-    pub f_cons: Gref,
-    pub f_list: Gref,
-    pub f_make_vector: Gref,
-    pub f_vconcat: Gref,
-    pub f_substring: Gref,
-    pub f_append: Gref,
-    pub f_delq: Gref,
-    pub f_copy_sequence: Gref,
-    pub f_multibyte_string_p: Gref,
-    pub f_string_match_p: Gref,
-    /// A regexp matching any character beyond Unicode (raw bytes included).
-    pub re_beyond_unicode: Gref,
-    pub f_symbol_value: Gref,
-    pub symbols_with_pos_enabled: Gref,
-    /// The marker stored in free vector slots: an uninterned symbol that
-    /// only rhash.el sees (through `rhash--hole`, to skip free slots).
-    pub hole: Gref,
+macro_rules! globals {
+    (
+        symbols { $( $(#[$sm:meta])* $s:ident = $sn:literal, )* }
+        strings { $( $(#[$tm:meta])* $t:ident = $tv:literal, )* }
+    ) => {
+        pub struct Globals {
+            $( $(#[$sm])* pub $s: Gref, )*
+            $( $(#[$tm])* pub $t: Gref, )*
+            /// A regexp matching any character beyond Unicode (raw bytes
+            /// included).
+            pub re_beyond_unicode: Gref,
+            /// The marker stored in free storage places: an uninterned
+            /// symbol that only rhash.el sees (through `rhash--hole`, to
+            /// skip free places).
+            pub hole: Gref,
+        }
+
+        fn lookup(lx: Lx) -> LResult<Globals> {
+            let make_symbol = lx.intern(c"make-symbol")?;
+            let hole = lx.funcall(make_symbol, &[lx.make_string(b"rhash--free-slot")?])?;
+            let re = lx.make_string("[^\u{0}-\u{10FFFF}]".as_bytes())?;
+            Ok(Globals {
+                $( $s: sym(lx, $sn)?, )*
+                $( $t: string(lx, $tv)?, )*
+                re_beyond_unicode: lx.make_global_ref(re)?,
+                hole: lx.make_global_ref(hole)?,
+            })
+        }
+    };
+}
+
+globals! {
+    // Symbols, and functions called through their symbols so that advice
+    // and redefinitions are honoured, as in a Lisp caller (`f_` names).
+    symbols {
+        nil = c"nil",
+        t = c"t",
+        // `type-of` results.
+        integer = c"integer",
+        float = c"float",
+        string = c"string",
+        symbol = c"symbol",
+        user_ptr = c"user-ptr",
+        cons = c"cons",
+        vector = c"vector",
+        // Test names.
+        eq = c"eq",
+        eql = c"eql",
+        equal = c"equal",
+        // Error symbols and their data.
+        error = c"error",
+        wrong_type_argument = c"wrong-type-argument",
+        wrong_number_of_arguments = c"wrong-number-of-arguments",
+        args_out_of_range = c"args-out-of-range",
+        rhash_p = c"rhash-p",
+        listp = c"listp",
+        // Functions.
+        f_sxhash_eq = c"sxhash-eq",
+        f_sxhash_eql = c"sxhash-eql",
+        f_sxhash_equal = c"sxhash-equal",
+        f_eql = c"eql",
+        f_equal = c"equal",
+        f_cons = c"cons",
+        f_list = c"list",
+        f_make_vector = c"make-vector",
+        f_vconcat = c"vconcat",
+        f_substring = c"substring",
+        f_append = c"append",
+        f_delq = c"delq",
+        f_copy_sequence = c"copy-sequence",
+        f_multibyte_string_p = c"multibyte-string-p",
+        f_string_match_p = c"string-match-p",
+        f_symbol_value = c"symbol-value",
+        symbols_with_pos_enabled = c"symbols-with-pos-enabled",
+        f_hash_table_p = c"hash-table-p",
+        f_gethash = c"gethash",
+        f_hash_table_count = c"hash-table-count",
+        f_one_plus = c"1+",
+        f_float = c"float",
+        f_div = c"/",
+        /// `(rhash--resolve-test NAME)`: a test name as `rhash-make`
+        /// resolves it, `(NAME CMP HASH)`.
+        f_resolve_test = c"rhash--resolve-test",
+        f_snapshot = c"rhash--hash-table-vectors",
+        f_from_hash_table = c"rhash-from-hash-table",
+    }
+    // Error messages.
+    strings {
+        modifies_msg = c"hash table test modifies table",
+        busy_msg = c"rhash table is in use by an unfinished operation",
+        memory_msg = c"Memory exhausted--use C-x s then exit and restart Emacs",
+        hole_msg = c"rhash's free-slot marker cannot be stored in a table",
+        length_msg = c"KEYS and VALUES differ in length",
+        invalid_test_msg = c"Invalid hash table test",
+    }
 }
 
 static GLOBALS: OnceCell<Globals> = OnceCell::new();
@@ -63,13 +113,13 @@ pub fn g() -> &'static Globals {
 }
 
 /// A global reference to the symbol NAME.
-pub fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
+fn sym(lx: Lx, name: &CStr) -> LResult<Gref> {
     let v = lx.intern(name)?;
     lx.make_global_ref(v)
 }
 
 /// A global reference to a new string.
-pub fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
+fn string(lx: Lx, text: &CStr) -> LResult<Gref> {
     let s = lx.make_string(text.to_bytes())?;
     lx.make_global_ref(s)
 }
@@ -80,51 +130,7 @@ pub fn init(lx: Lx) -> LResult<()> {
     if GLOBALS.get().is_some() {
         return Ok(());
     }
-    let make_symbol = lx.intern(c"make-symbol")?;
-    let hole = lx.funcall(make_symbol, &[lx.make_string(b"rhash--free-slot")?])?;
-    let globals = Globals {
-        nil: sym(lx, c"nil")?,
-        t: sym(lx, c"t")?,
-        integer: sym(lx, c"integer")?,
-        float: sym(lx, c"float")?,
-        string: sym(lx, c"string")?,
-        symbol: sym(lx, c"symbol")?,
-        user_ptr: sym(lx, c"user-ptr")?,
-        eq: sym(lx, c"eq")?,
-        eql: sym(lx, c"eql")?,
-        equal: sym(lx, c"equal")?,
-        error: sym(lx, c"error")?,
-        wrong_type_argument: sym(lx, c"wrong-type-argument")?,
-        rhash_p: sym(lx, c"rhash-p")?,
-        args_out_of_range: sym(lx, c"args-out-of-range")?,
-        modifies_msg: string(lx, c"hash table test modifies table")?,
-        busy_msg: string(lx, c"rhash table is in use by an unfinished operation")?,
-        memory_msg: string(lx, c"Memory exhausted--use C-x s then exit and restart Emacs")?,
-        hole_msg: string(lx, c"rhash's free-slot marker cannot be stored in a table")?,
-        f_sxhash_eq: sym(lx, c"sxhash-eq")?,
-        f_sxhash_eql: sym(lx, c"sxhash-eql")?,
-        f_sxhash_equal: sym(lx, c"sxhash-equal")?,
-        f_eql: sym(lx, c"eql")?,
-        f_equal: sym(lx, c"equal")?,
-        f_cons: sym(lx, c"cons")?,
-        f_list: sym(lx, c"list")?,
-        f_make_vector: sym(lx, c"make-vector")?,
-        f_vconcat: sym(lx, c"vconcat")?,
-        f_substring: sym(lx, c"substring")?,
-        f_append: sym(lx, c"append")?,
-        f_delq: sym(lx, c"delq")?,
-        f_copy_sequence: sym(lx, c"copy-sequence")?,
-        f_multibyte_string_p: sym(lx, c"multibyte-string-p")?,
-        f_string_match_p: sym(lx, c"string-match-p")?,
-        re_beyond_unicode: {
-            let re = lx.make_string("[^\u{0}-\u{10FFFF}]".as_bytes())?;
-            lx.make_global_ref(re)?
-        },
-        f_symbol_value: sym(lx, c"symbol-value")?,
-        symbols_with_pos_enabled: sym(lx, c"symbols-with-pos-enabled")?,
-        hole: lx.make_global_ref(hole)?,
-    };
-    let _ = GLOBALS.set(globals);
+    let _ = GLOBALS.set(lookup(lx)?);
     Ok(())
 }
 

@@ -55,7 +55,7 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     fmix64(h)
 }
 
-/// Classic byte-at-a-time FNV-1a (the book's hash), finished with `fmix64`.
+/// Classic byte-at-a-time FNV-1a, finished with `fmix64`.
 /// Kept for the benchmark that justified the word-wise variant.
 pub fn hash_bytes_fnv_bytewise(bytes: &[u8]) -> u64 {
     use std::hash::Hasher;

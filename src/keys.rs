@@ -28,7 +28,7 @@
 //!   match is confirmed with `equal`.  Strings that do not copy out take PRED.
 
 use crate::direct::{self, Layout, Obj};
-use crate::ffi::{Gref, LResult, Lx};
+use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::hash::{fmix64, hash_bytes, hash_u64};
 use crate::release;
@@ -60,21 +60,14 @@ pub enum Test {
 
 /// A test from `define-hash-table-test`: its name, compare and hash functions.
 pub struct UserTest {
-    /// `[NAME, CMP, HASH]`; `None` only while dropping.
-    refs: Option<[Gref; 3]>,
-}
-
-impl Drop for UserTest {
-    // Runs in the GC finalizer: only queue the references.
-    fn drop(&mut self) {
-        release::defer(self.refs.take().into_iter().flatten());
-    }
+    /// `[NAME, CMP, HASH]`.
+    refs: release::Held<3>,
 }
 
 impl UserTest {
     #[inline]
     fn get(&self, i: usize) -> emacs_value {
-        self.refs.as_ref().map_or(g().nil(), |r| r[i].v())
+        self.refs.get(i)
     }
 }
 
@@ -89,7 +82,7 @@ impl Test {
         } else if lx.eq(name, gl.equal.v()) {
             Test::Equal
         } else {
-            Test::User(UserTest { refs: Some(release::grefs(lx, [name, cmp, hash])?) })
+            Test::User(UserTest { refs: release::Held::new(lx, [name, cmp, hash])? })
         })
     }
 
@@ -352,7 +345,7 @@ pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bo
     match key.kind() {
         INT | FLOAT => Some(key.payload == payload),
         STR if key.payload != payload => Some(false),
-        // SAFETY (both `string` calls): the slices live only for this
+        // SAFETY: (both `string` calls) the slices live only for this
         // comparison, which calls no Lisp; `key.v` is a live value.
         STR => Some(unsafe { direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(stored).map(|k| k.0) }),
         _ if key.payload == payload => Some(true),
@@ -541,7 +534,7 @@ pub fn same(lx: Lx, test: &Test, l: &mut Lookup, payload: u64, stored: impl FnOn
         STR => {
             let s = stored();
             match s.obj() {
-                // SAFETY (both `string` calls): direct path on; the slices
+                // SAFETY: (both `string` calls) direct path on; the slices
                 // live only for this comparison, which calls no Lisp.
                 Some(so) => Ok(unsafe {
                     direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(so).map(|k| k.0)

@@ -1,9 +1,14 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
-//! - `ffi` (official module API), `direct` (the direct path and its
-//!   self-test), `globals`, `error`, `keys`, `store`, `cache`, `release`,
-//!   `api`, `info`: the Emacs glue.
+//! - `defun`: every module function's declaration and the FFI entry `run`;
+//!   `api`, `bulk`, `info`: their implementations (the export files, side
+//!   by side, none importing another).
+//! - `store` (a table's operations; the only module that makes or changes
+//!   tables), `storage` (where keys and values live), `keys` (key kinds per
+//!   test), `direct` (the direct path and its self-test), `ffi` (the
+//!   official module API), `globals` (symbols), `error` (every signal),
+//!   `release`, `cache`, `quiet`: the Emacs glue.
 
 pub mod hash;
 pub mod table;
@@ -11,6 +16,7 @@ pub mod table;
 mod api;
 mod bulk;
 mod cache;
+mod defun;
 mod direct;
 mod error;
 mod ffi;
@@ -71,9 +77,7 @@ pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int
     let ok = catch_unwind(AssertUnwindSafe(|| {
         globals::init(lx)
             .and_then(|_| direct::init(lx))
-            .and_then(|_| api::init(lx))
-            .and_then(|_| bulk::init(lx))
-            .and_then(|_| info::init(lx))
+            .and_then(|_| defun::export(lx))
             .and_then(|_| {
                 let provide = lx.intern(c"provide")?;
                 lx.funcall(provide, &[lx.intern(c"rhash-module")?])

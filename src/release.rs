@@ -64,9 +64,33 @@ pub fn pending() -> usize {
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).len()
 }
 
+/// `N` global references held by a table (its storage vectors, a user
+/// test's functions): dropping them, in a GC finalizer, only queues them.
+pub struct Held<const N: usize>(Option<[Gref; N]>);
+
+impl<const N: usize> Held<N> {
+    /// References to `vals`, all or none.
+    pub fn new(lx: Lx, vals: [emacs_value; N]) -> LResult<Held<N>> {
+        Ok(Held(Some(grefs(lx, vals)?)))
+    }
+
+    /// The value of reference `i` (nil once dropping began).
+    #[inline]
+    pub fn get(&self, i: usize) -> emacs_value {
+        self.0.as_ref().map_or_else(|| crate::globals::g().nil(), |r| r[i].v())
+    }
+}
+
+impl<const N: usize> Drop for Held<N> {
+    // Runs in the GC finalizer: only queue the references.
+    fn drop(&mut self) {
+        defer(self.0.take().into_iter().flatten());
+    }
+}
+
 /// Global references to several values, all or none (on failure the ones
 /// already made go to the release queue).
-pub fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
+fn grefs<const N: usize>(lx: Lx, vals: [emacs_value; N]) -> LResult<[Gref; N]> {
     let mut made: Vec<Gref> = Vec::with_capacity(N);
     for v in vals {
         match lx.make_global_ref(v) {

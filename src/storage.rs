@@ -28,9 +28,10 @@
 
 use crate::direct::{self, Obj};
 use crate::error;
-use crate::ffi::{Gref, LResult, Lx};
+use crate::ffi::{LResult, Lx};
 use crate::globals::g;
-use crate::keys::Stored;
+use crate::keys::{self, Key, Lookup, Plan, Spec, Stored};
+use crate::table::RawTable;
 use crate::release;
 use emacs::raw::emacs_value;
 
@@ -40,6 +41,34 @@ use emacs::raw::emacs_value;
 /// (`Option`); none calls Lisp code except where a `Lx` is given and the
 /// note says so.
 pub trait Storage {
+    // ---- Keys: classification and comparison ----
+
+    /// KEY (a live value of this call) classified for a table with test
+    /// `plan`, without Lisp; `None` (declined) when that needs Lisp: then
+    /// `classify`.
+    fn classify_quick(plan: Plan, key: emacs_value) -> Option<Key>
+    where
+        Self: Sized;
+    /// Whether a key classified for this kind of storage (by a table with
+    /// the same test) can be looked up by `find_quick`.
+    fn is_quick(key: &Key) -> bool
+    where
+        Self: Sized;
+    /// KEY classified for a table with test `plan`.  May run Lisp (hash
+    /// functions), so it gets no storage: no borrow is held meanwhile.
+    fn classify(lx: Lx, plan: Plan, key: emacs_value, spec: &Spec) -> LResult<Lookup>
+    where
+        Self: Sized;
+    /// The entry of `raw` holding `key` (entry number and index slot),
+    /// compared without Lisp: `Some(found or not)`, or `None` (declined)
+    /// when a comparison needs Lisp: then the caller compares candidates
+    /// with `keys::same` on `stored`.
+    fn find_quick(&self, raw: &RawTable, key: &Key) -> Option<Option<(usize, usize)>>;
+    /// Entry `i`'s key as `keys::same` compares it through Lisp.
+    fn stored(&self, i: usize) -> Option<Stored>;
+
+    // ---- Entries ----
+
     /// Places with room for an entry, without growing (`hash-table-size`).
     fn room(&self) -> usize;
     /// Entry `i`'s key, as a value valid for the whole call.
@@ -76,24 +105,17 @@ pub fn grown_len(len: usize, need: usize, hint: usize) -> usize {
 /// The two vectors and the cell that shares them, with their objects on the
 /// direct path.
 struct Vectors {
-    /// `[KEYS, VALS, CELL]`; `None` only while dropping.
-    refs: Option<[Gref; 3]>,
+    /// `[KEYS, VALS, CELL]`.
+    refs: release::Held<3>,
     /// The direct path's view, made when the vectors were installed.
     quick: Option<Quick>,
     len: usize,
 }
 
-impl Drop for Vectors {
-    // Runs in the GC finalizer: only queue the references.
-    fn drop(&mut self) {
-        release::defer(self.refs.take().into_iter().flatten());
-    }
-}
-
 impl Vectors {
     #[inline]
     fn get(&self, k: usize) -> emacs_value {
-        self.refs.as_ref().map_or(g().nil(), |r| r[k].v())
+        self.refs.get(k)
     }
 }
 
@@ -216,12 +238,6 @@ impl LispStorage {
         self.vecs.as_ref().map(|v| v.get(2))
     }
 
-    /// Entry `i`'s key as `keys::same` compares it.
-    #[inline]
-    pub fn stored(&self, i: usize) -> Option<Stored> {
-        self.vecs.as_ref().map(|v| Stored { vec: v.get(0), obj: v.quick.map(|q| q.ko), i })
-    }
-
     /// Make KEYS and VALS (`len` long, complete) the storage, and `cell`
     /// (a fresh `[_ _]` vector, used when the table has none) their cell,
     /// in one step that runs no Lisp.  Returns the storage replaced, whose
@@ -232,14 +248,14 @@ impl LispStorage {
             // (Callers make a cell whenever the table has none.)
             (None, None) => return Err(error::internal(lx, "storage without a cell")),
         };
-        let refs = release::grefs(lx, [keys, vals, cell])?;
+        let refs = release::Held::new(lx, [keys, vals, cell])?;
         let quick = direct::layout().and_then(|_| {
             // SAFETY: direct path on; live values of this call.
             let (ko, vo) = unsafe { (direct::obj(keys), direct::obj(vals)) };
             let plain = |o| direct::plain_vector_len(o).is_some_and(|n| n >= len);
             (plain(ko) && plain(vo)).then_some(Quick { ko, vo, len })
         });
-        let old = self.vecs.replace(Vectors { refs: Some(refs), quick, len });
+        let old = self.vecs.replace(Vectors { refs, quick, len });
         // `vec_set` cannot run Lisp (no allocation, no quit).
         lx.vec_set(cell, 0, keys)?;
         lx.vec_set(cell, 1, vals)?;
@@ -279,6 +295,41 @@ impl LispStorage {
 }
 
 impl Storage for LispStorage {
+    #[inline(always)]
+    fn classify_quick(plan: Plan, key: emacs_value) -> Option<Key> {
+        keys::classify_quick(direct::layout()?, plan, key)
+    }
+
+    #[inline(always)]
+    fn is_quick(key: &Key) -> bool {
+        direct::layout().is_some_and(|l| keys::is_quick(l, key))
+    }
+
+    #[inline]
+    fn classify(lx: Lx, plan: Plan, key: emacs_value, spec: &Spec) -> LResult<Lookup> {
+        keys::classify(lx, plan, key, spec)
+    }
+
+    /// (Direct path only: a table without vectors yet answers "absent".)
+    #[inline(always)]
+    fn find_quick(&self, raw: &RawTable, key: &Key) -> Option<Option<(usize, usize)>> {
+        let l = direct::layout()?;
+        let Some(v) = self.vecs.as_ref() else { return Some(None) };
+        let q = v.quick?;
+        let mut probe = raw.probe(key.meta);
+        while let Some(i) = raw.next_candidate(&mut probe) {
+            if keys::same_quick(l, key, raw.payload(i), q.key(i))? {
+                return Some(Some((i, raw.last_slot(&probe))));
+            }
+        }
+        Some(None)
+    }
+
+    #[inline]
+    fn stored(&self, i: usize) -> Option<Stored> {
+        self.vecs.as_ref().map(|v| Stored { vec: v.get(0), obj: v.quick.map(|q| q.ko), i })
+    }
+
     #[inline]
     fn room(&self) -> usize {
         self.vecs.as_ref().map_or(0, |v| v.len)

@@ -25,7 +25,8 @@
 //!   of the probe run back instead;
 //! - a rebuild sizes the index from `live` alone, so tombstones never make the
 //!   index grow: under insert/remove churn its size stays bounded by the
-//!   largest live count (the book's table grows without limit here).
+//!   largest live count (with tombstones counted as load, it would grow
+//!   without limit).
 
 use std::collections::TryReserveError;
 use std::fmt;
@@ -539,8 +540,7 @@ impl RawTable {
     }
 }
 
-// ---- bulk (issue 10) ----
-// Compaction and probe statistics for `rhash-compact` and `rhash-stats`.
+// ---- Compaction and probe statistics (`rhash-compact`, `rhash-stats`) ----
 
 impl RawTable {
     /// Live entry `i` (`None` for a free entry or one past the end).
@@ -591,7 +591,6 @@ impl RawTable {
         self.entries.capacity() * std::mem::size_of::<Entry>() + self.index.capacity() * std::mem::size_of::<Slot>()
     }
 }
-// ---- end bulk (issue 10) ----
 
 /// Index size for `n` live entries: a power of two with load <= 1/2 after a
 /// rebuild (linear probing degrades quickly above ~3/4).
@@ -932,7 +931,7 @@ mod tests {
         assert!(t.capacity() >= 100 && t.index_len() >= 200);
     }
 
-    // ---- bulk (issue 10) ----
+    // ---- Compaction and probe statistics ----
 
     fn compact_case(mut m: Map, n: u64, keep_every: u64) {
         for k in 0..n {
@@ -1040,5 +1039,4 @@ mod tests {
             prop_assert_eq!(cm.order().last().copied(), Some((1000, 1)));
         }
     }
-    // ---- end bulk (issue 10) ----
 }

@@ -444,11 +444,55 @@ Check every result and the final order; return the rhash table."
       (should (equal (rhash-test--error-of (lambda () (funcall f bad)))
                      (list 'wrong-type-argument 'rhash-p bad))))))
 
+(defun rhash-test--declared-arity (f)
+  "The (MIN . MAX) of F's argument list in its docstring's usage line."
+  (let ((min 0) (max 0) optional)
+    (catch 'done
+      (dolist (a (help-function-arglist f t))
+        (cond ((eq a '&optional) (setq optional t))
+              ((eq a '&rest) (setq max 'many) (throw 'done nil))
+              (t (setq max (1+ max))
+                 (unless optional (setq min (1+ min)))))))
+    (cons min max)))
+
 (ert-deftest rhash-test-arity ()
-  (should (equal (func-arity #'rhash-get) '(2 . 3)))
-  (should (equal (func-arity #'rhash-put) '(3 . 3)))
+  ;; A wrong number of arguments names the function, as a built-in's
+  ;; error does (`apply', so that the byte-compiler sees no bad call).
+  (let ((r (rhash-make)))
+    (should (equal (rhash-test--error-of (lambda () (apply #'rhash-put (list 1 r))))
+                   '(wrong-number-of-arguments rhash-put 2)))
+    (should (equal (rhash-test--error-of (lambda () (apply #'rhash-get (list 'a r 1 2))))
+                   '(wrong-number-of-arguments rhash-get 4)))
+    (should (equal (rhash-test--error-of (lambda () (apply #'rhash-merge nil)))
+                   '(wrong-number-of-arguments rhash-merge 0)))
+    (should (equal (rhash-test--error-of (lambda () (apply #'rhash-module-info (list r))))
+                   '(wrong-number-of-arguments rhash-module-info 1)))
+    ;; Nothing ran: R is as it was.
+    (should (rhash-empty-p r)))
   (should (equal (func-arity #'rhash-make) '(0 . many)))
-  (should-error (rhash-get 'a (rhash-make) 1 2) :type 'wrong-number-of-arguments))
+  ;; Every module function enforces the arity its docstring declares (the
+  ;; module registers them as taking any number; `func-arity' says so).
+  (let ((n 0))
+    (mapatoms
+     (lambda (s)
+       (when (and (fboundp s)
+                  (string-prefix-p "rhash" (symbol-name s))
+                  ;; (Not the test suite's foreign module.)
+                  (not (string-prefix-p "rhash-test-" (symbol-name s)))
+                  (eq (type-of (symbol-function s)) 'module-function))
+         (setq n (1+ n))
+         (let* ((arity (rhash-test--declared-arity s))
+                (min (car arity)) (max (cdr arity)))
+           (should (equal (func-arity s) '(0 . many)))
+           (when (> min 0)
+             (should (equal (rhash-test--error-of
+                             (lambda () (apply s (make-list (1- min) nil))))
+                            (list 'wrong-number-of-arguments s (1- min)))))
+           (when (integerp max)
+             (should (equal (rhash-test--error-of
+                             (lambda () (apply s (make-list (1+ max) nil))))
+                            (list 'wrong-number-of-arguments s (1+ max)))))))))
+    (should (> n 30))))
 
 ;;;; Places and map.el
 

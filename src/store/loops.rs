@@ -1,0 +1,149 @@
+//! The bulk loops' Lisp-free stretches on the direct path: each runs
+//! in one borrow and declines (returns where it stopped) at the first step
+//! that needs Lisp.
+
+use super::*;
+
+impl Handle {
+    /// Copy the value of entry `entry` into place `i` of `dst`.
+    #[inline]
+    pub fn value_into(&self, lx: Lx, entry: usize, dst: &Slots, i: usize) -> LResult<()> {
+        let v = self.read(lx, |t| match t.storage.quick() {
+            Some(q) if dst.set_obj(i, q.value(entry)) => Ok(None),
+            _ => t.storage.value(lx, entry).map(Some),
+        })??;
+        match v {
+            Some(v) => dst.set(lx, i, v),
+            None => Ok(()),
+        }
+    }
+
+    /// `rhash-get-many`'s loop, in one borrow: for each i from `from`, copy
+    /// the value of `keys[i]` (if present) into `out[i]`.  Declines (stops)
+    /// at the first key that needs Lisp, or when C-g is pending (polled
+    /// every 4096 keys); returns where it stopped (`len` when done).
+    pub fn get_many_quick(&self, lx: Lx, keys: &Slots, out: &Slots, from: usize) -> usize {
+        if out.quick().is_none() {
+            return from;
+        }
+        let plan = self.test.plan();
+        let Ok(t) = self.t.try_borrow() else { return from };
+        let n = keys.len().min(out.len());
+        for i in from..n {
+            if i > from && quit_requested(lx, i) {
+                return i;
+            }
+            let Ok(key) = keys.at(lx, i) else { return i };
+            let Some(k) = Store::classify_quick(plan, key) else { return i };
+            match t.find_quick(&k) {
+                Some(Some(f)) => {
+                    if let Some(q) = t.storage.quick() {
+                        out.set_obj(i, q.value(f.entry));
+                    }
+                }
+                Some(None) => {}
+                None => return i,
+            }
+        }
+        n
+    }
+
+    /// `rhash-merge`'s loop for a source `src` with the same test, in one
+    /// borrow of each table: put `src`'s entries from entry number `from`
+    /// on into this table, reusing their cached hashes, while each step is
+    /// Lisp-free (`boxes`, two local value boxes of this call, hold the
+    /// entry being put).  Returns where it stopped (declined): the end of
+    /// `src`'s entries, or an entry that needs Lisp or storage that must
+    /// grow.
+    pub fn merge_quick(&self, lx: Lx, src: &Handle, boxes: [emacs_value; 2], from: usize) -> usize {
+        if std::ptr::eq(self, src) {
+            // Merging a table into itself changes nothing; the general
+            // path does it one entry at a time.
+            return from;
+        }
+        let (Ok(s), Ok(mut t)) = (src.t.try_borrow(), self.t.try_borrow_mut()) else { return from };
+        let Some(sq) = s.storage.quick() else { return from };
+        let slots = s.raw.slots();
+        let mut changed = false;
+        let mut i = from;
+        while i < slots {
+            if i > from && quit_requested(lx, i) {
+                break;
+            }
+            let Some(e) = s.raw.entry(i) else {
+                i += 1;
+                continue;
+            };
+            let [kv, vv] = sq.entry_to(i, boxes);
+            let key = Key { v: kv, meta: e.meta, payload: e.payload };
+            if !Store::is_quick(&key) {
+                break;
+            }
+            let done = match t.find_quick(&key) {
+                Some(Some(f)) => t.storage.set_value(lx, f.entry, vv).is_ok(),
+                Some(None) => t.insert_with_room(lx, &key, vv).unwrap_or_else(|_| {
+                    lx.clear_exit();
+                    false
+                }),
+                None => false,
+            };
+            if !done {
+                break;
+            }
+            changed = true;
+            i += 1;
+        }
+        drop(t);
+        if changed {
+            self.touch();
+        }
+        i
+    }
+
+    /// `rhash-tally-into`'s loop, in one borrow (as `get_many_quick`):
+    /// count `elems[i]` from `from` on while each step is Lisp-free
+    /// (`Table::tally_quick`); returns where it stopped (declined).
+    pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize, one: emacs_value) -> LResult<usize> {
+        if elems.quick().is_none() {
+            return Ok(from);
+        }
+        let plan = self.test.plan();
+        let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
+        self.touch();
+        for i in from..elems.len() {
+            if i > from && quit_requested(lx, i) {
+                return Ok(i);
+            }
+            let Ok(key) = elems.at(lx, i) else { return Ok(i) };
+            let Some(k) = Store::classify_quick(plan, key) else { return Ok(i) };
+            let Some(f) = t.find_quick(&k) else { return Ok(i) };
+            if !t.tally_quick(lx, &k, f, one)? {
+                return Ok(i);
+            }
+        }
+        Ok(elems.len())
+    }
+
+    /// `(cl-incf (rhash-get KEY TABLE 0))` (`one` is the fixnum 1; the
+    /// caller checked that the table may change).  The Lisp-free step when
+    /// the count is a fixnum and the storage has room, else the general
+    /// steps (`incremented` makes the new count).
+    pub fn tally(&self, lx: Lx, key: emacs_value, one: emacs_value, incremented: impl FnOnce(emacs_value) -> LResult<emacs_value>) -> LResult<()> {
+        if let Some((k, f)) = self.locate_quick(KeyArg::Value(key)) {
+            if self.write(lx, |t| t.tally_quick(lx, &k, f, one))?? {
+                self.touch();
+                return Ok(());
+            }
+        }
+        let mut l = self.classify(lx, key)?;
+        match self.find(lx, &mut l)? {
+            Some(f) => {
+                let old = self.value_at(lx, f.entry)?;
+                let new = incremented(old)?;
+                storable(lx, &[new])?;
+                self.set_value(lx, f.entry, new)
+            }
+            None => self.put_key(lx, KeyArg::Classified(l.key), one),
+        }
+    }
+}

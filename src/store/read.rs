@@ -1,0 +1,154 @@
+//! Reading a whole table: snapshots of its storage (`rhash-keys`,
+//! `-values`, `rhash--pairs`), entries by number, and the module-side walk.
+
+use super::*;
+
+/// Copies of the storage columns at one instant (`Handle::snapshot`).
+pub struct Snap {
+    pub cols: [emacs_value; 2],
+    pub len: usize,
+    pub live: usize,
+}
+
+impl Handle {
+    /// Copies of the storage columns (`cols`: which ones) taken at one
+    /// instant, their first `slots` places, with the number of live entries
+    /// then; `None` before the first entry.  On the direct path: allocate,
+    /// then copy with no Lisp in between.  On the official path the copies
+    /// are Lisp calls that may GC and let Lisp change the table; they are
+    /// retried while that happens (three times), then made with Lisp-free
+    /// element copies into vectors allocated beforehand, so the walk always
+    /// ends.
+    fn snapshot(&self, lx: Lx, cols: [bool; 2]) -> LResult<Option<Snap>> {
+        let gl = g();
+        let mut tries = if direct::layout().is_some() { 3 } else { 0 };
+        loop {
+            let g0 = self.gen();
+            let (vecs, len, room) = self.read(lx, |t| (t.storage.columns(), t.raw.slots(), t.storage.room()))?;
+            let Some(v) = vecs else { return Ok(None) };
+            let mut out = [gl.nil(); 2];
+            if tries < 3 {
+                tries += 1;
+                for k in (0..2).filter(|&k| cols[k]) {
+                    out[k] = if len == room {
+                        lx.funcall(gl.f_copy_sequence.v(), &[v[k]])?
+                    } else {
+                        lx.funcall(gl.f_substring.v(), &[v[k], int(lx, 0)?, int(lx, len)?])?
+                    };
+                }
+                if self.gen() == g0 {
+                    let live = self.read(lx, |t| t.raw.len())?;
+                    return Ok(Some(Snap { cols: out, len, live }));
+                }
+                continue;
+            }
+            for k in (0..2).filter(|&k| cols[k]) {
+                out[k] = holes(lx, len)?;
+            }
+            // No Lisp runs from here on: copy what the table holds now.
+            let done = self.read(lx, |t| {
+                let now = t.raw.slots();
+                if !t.storage.exists() || now > len {
+                    return Ok(None);
+                }
+                t.storage.copy_prefix(lx, cols, out, now)?;
+                Ok(Some(t.raw.len()))
+            })??;
+            match done {
+                Some(live) => return Ok(Some(Snap { cols: out, len, live })),
+                None if !self.read(lx, |t| t.storage.exists())? => return Ok(None),
+                None => continue,
+            }
+        }
+    }
+
+    /// The live keys (`which` = 0) or values (1) as a list, from a snapshot.
+    pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
+        let mut cols = [false; 2];
+        cols[which] = true;
+        match self.snapshot(lx, cols)? {
+            Some(s) => lisp_list(lx, s.cols[which], s.len, s.live),
+            None => Ok(g().nil()),
+        }
+    }
+
+    /// `(KEYS . VALUES)`: both lists read at one instant.
+    pub fn pairs(&self, lx: Lx) -> LResult<emacs_value> {
+        let gl = g();
+        let Some(s) = self.snapshot(lx, [true, true])? else {
+            return lx.funcall(gl.f_cons.v(), &[gl.nil(), gl.nil()]);
+        };
+        let k = lisp_list(lx, s.cols[0], s.len, s.live)?;
+        let v = lisp_list(lx, s.cols[1], s.len, s.live)?;
+        lx.funcall(gl.f_cons.v(), &[k, v])
+    }
+}
+
+/// The list of the non-hole elements of fresh vector VEC (LIVE of LEN).
+fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs_value> {
+    let gl = g();
+    if live == 0 {
+        return Ok(gl.nil());
+    }
+    let list = lx.funcall(gl.f_append.v(), &[vec, gl.nil()])?;
+    if live == len {
+        Ok(list)
+    } else {
+        lx.funcall(gl.f_delq.v(), &[gl.hole.v(), list])
+    }
+}
+
+impl Handle {
+    /// Entry `i` as a key (with its cached `meta` and payload) and its
+    /// value, both in `boxes` when the storage can rewrite them (valid
+    /// until the next call with the same boxes), else fresh values; `None`
+    /// for a free entry or one past the end.
+    pub fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<Option<(Key, emacs_value)>> {
+        self.read(lx, |t| {
+            let Some(e) = t.raw.entry(i) else { return Ok(None) };
+            let [k, v] = t.storage.entry_to(lx, i, boxes)?;
+            Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+        })?
+    }
+
+    /// As `entry_to`, with values valid for the whole call.
+    pub fn entry_at(&self, lx: Lx, i: usize) -> LResult<Option<(Key, emacs_value)>> {
+        self.read(lx, |t| {
+            let Some(e) = t.raw.entry(i) else { return Ok(None) };
+            let (k, v) = (t.storage.key(lx, i)?, t.storage.value(lx, i)?);
+            Ok(Some((Key { v: k, meta: e.meta, payload: e.payload }, v)))
+        })?
+    }
+
+    /// `maphash`: call FUNCTION with each entry's key and value in
+    /// iteration order, reading both in one Lisp-free step and re-reading
+    /// the table after each call (FUNCTION may change it: keys added in
+    /// later places are visited, a clear ends the walk).  `boxes` are two
+    /// local value boxes of this call, rewritten for each entry.  `None`
+    /// when the storage is walked faster from Lisp (`Storage::lisp_walk`).
+    pub fn walk(&self, lx: Lx, function: emacs_value, boxes: [emacs_value; 2]) -> Option<LResult<()>> {
+        if self.t.try_borrow().ok()?.storage.lisp_walk() {
+            return None;
+        }
+        let mut i = 0;
+        loop {
+            // The walk's end is re-read at each step.
+            let step = self.read(lx, |t| {
+                (i < t.raw.slots()).then(|| t.raw.entry(i).map(|_| t.storage.entry_to(lx, i, boxes)))
+            });
+            let args = match step {
+                Ok(Some(Some(Ok(args)))) => args,
+                Ok(Some(None)) => {
+                    i += 1;
+                    continue;
+                }
+                Ok(None) => return Some(Ok(())),
+                Ok(Some(Some(Err(e)))) | Err(e) => return Some(Err(e)),
+            };
+            i += 1;
+            if let Err(e) = lx.funcall(function, &args) {
+                return Some(Err(e));
+            }
+        }
+    }
+}
