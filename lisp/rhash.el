@@ -308,10 +308,11 @@ value after it wins; nil if there is none."
   "Non-nil if `make-hash-table' rejects bad rehash arguments (Emacs < 30).")
 
 (defun rhash--resolve-test (test)
-  "Return (TEST CMP HASH) for the test named TEST, CMP and HASH nil for
-`eq', `eql' and `equal', else the functions given to
-`define-hash-table-test'; signal as `make-hash-table' does if TEST names
-no test.  The module resolves test names with this too (`rhash-uniq')."
+  "Return (TEST CMP HASH), what the test named TEST compares and hashes with.
+CMP and HASH are nil for `eq', `eql' and `equal', else the functions
+given to `define-hash-table-test'.  Signal as `make-hash-table' does if
+TEST names no test.  The module resolves test names with this too
+\(`rhash-uniq')."
   (if (memq test '(eq eql equal))
       (list test nil nil)
     (let ((prop (get test 'hash-table-test)))

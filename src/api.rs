@@ -3,7 +3,6 @@
 //! parses its arguments, asks `store.rs`, and returns; `defun.rs` declares
 //! them to Emacs.
 
-use crate::defun;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::Test;
@@ -125,6 +124,6 @@ pub fn flush_cache(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
 
 pub fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
     let pending = int(lx, release::pending())?;
-    let released = int(lx, defun::released())?;
+    let released = int(lx, release::released())?;
     lx.funcall(g().f_cons.v(), &[pending, released])
 }

@@ -22,17 +22,8 @@ use crate::{error, release};
 use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 type Defun = fn(Lx, &[emacs_value]) -> LResult<emacs_value>;
-
-/// Total global references freed from the release queue (for tests).
-static RELEASED: AtomicUsize = AtomicUsize::new(0);
-
-/// The total of references `run` has freed from the release queue.
-pub fn released() -> usize {
-    RELEASED.load(Ordering::Relaxed)
-}
 
 /// The declared arity: at least `min` arguments, at most `max` (-2: any).
 #[inline(always)]
@@ -58,9 +49,7 @@ unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, name: &
         if !arity_ok(nargs, min, max) {
             return Err(error::arity(lx, name, args.len()));
         }
-        let (released, gc) = release::drain(lx);
-        RELEASED.fetch_add(released, Ordering::Relaxed);
-        if gc {
+        if release::drain(lx) {
             crate::cache::gc_seen(lx);
         }
         f(lx, args)

@@ -9,7 +9,7 @@
 use crate::ffi::{Exit, Gref, LResult, Lx};
 use emacs::raw::emacs_value;
 use once_cell::sync::Lazy;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 static PENDING: Lazy<Mutex<Vec<Gref>>> = Lazy::new(|| Mutex::new(Vec::new()));
@@ -37,13 +37,21 @@ pub fn note_gc() {
     HAS_PENDING.store(true, Ordering::Release);
 }
 
-/// Free queued references; returns how many, and whether a GC was noted
-/// since the last drain (the caller tells the cache).  Cheap (one atomic
-/// load) when there is nothing to do.
+/// Total global references freed from the queue (for tests).
+static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+/// The total of references `drain` has freed.
+pub fn released() -> usize {
+    RELEASED.load(Ordering::Relaxed)
+}
+
+/// Free queued references; returns whether a GC was noted since the last
+/// drain (the caller tells the cache).  Cheap (one atomic load) when there
+/// is nothing to do.
 #[inline]
-pub fn drain(lx: Lx) -> (usize, bool) {
+pub fn drain(lx: Lx) -> bool {
     if !HAS_PENDING.load(Ordering::Acquire) {
-        return (0, false);
+        return false;
     }
     let gc = GC_SEEN.swap(false, Ordering::AcqRel);
     let refs = {
@@ -52,11 +60,11 @@ pub fn drain(lx: Lx) -> (usize, bool) {
         std::mem::take(&mut *q)
     };
     // The lock is released before calling Emacs.
-    let n = refs.len();
+    RELEASED.fetch_add(refs.len(), Ordering::Relaxed);
     for r in refs {
         lx.free_global_ref(r);
     }
-    (n, gc)
+    gc
 }
 
 /// Number of references waiting to be freed (for tests).

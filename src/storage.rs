@@ -94,14 +94,6 @@ pub trait Storage {
     fn lisp_walk(&self) -> bool;
 }
 
-/// How many places storage that must hold `need` should have, given its
-/// current `len` and the table's size hint: the one growth rule.
-/// Doubling, not 4x: `rhash-map` walks the whole vectors, so a small table
-/// would cross up to 3/4 empty places on every walk.
-pub fn grown_len(len: usize, need: usize, hint: usize) -> usize {
-    need.max(len.saturating_mul(2)).max(hint.min(1 << 20)).max(8)
-}
-
 /// The two vectors and the cell that shares them, with their objects on the
 /// direct path.
 struct Vectors {

@@ -496,8 +496,8 @@ impl RawTable {
             return Err(AllocError);
         }
         if self.entries.capacity() - self.entries.len() < extra {
-            // Amortized doubling, but fall back to the exact need if that fails.
-            let want = extra.max(self.entries.len());
+            // `grown_len`'s doubling, but the exact need if that fails.
+            let want = grown_len(self.entries.len(), self.entries.len() + extra, 0) - self.entries.len();
             if self.entries.try_reserve_exact(want).is_err() {
                 self.entries.try_reserve_exact(extra)?;
             }
@@ -590,6 +590,18 @@ impl RawTable {
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>() + self.index.capacity() * std::mem::size_of::<Slot>()
     }
+}
+
+// ---- Growth policy: the entry array, the index and a table's storage ----
+
+/// How many places an array that must hold `need` should have, given its
+/// current `len` and a size hint: doubling, at least 8.  The entry array
+/// grows by it, and so does a table's storage (`store`), whose places
+/// match the entries one to one.  Doubling, not 4x: `rhash-map` walks the
+/// whole storage, so a small table would cross up to 3/4 empty places on
+/// every walk.
+pub fn grown_len(len: usize, need: usize, hint: usize) -> usize {
+    need.max(len.saturating_mul(2)).max(hint.min(1 << 20)).max(8)
 }
 
 /// Index size for `n` live entries: a power of two with load <= 1/2 after a
