@@ -330,13 +330,7 @@ impl<'a> Member<'a> {
     /// B's value for K, if B holds K.
     fn value(&self, lx: Lx, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<Option<emacs_value>> {
         match self.b {
-            Readable::R(h) => {
-                let _busy = h.busy();
-                match h.locate(lx, key_arg(k, cached, same))?.1 {
-                    Some(f) => Ok(Some(h.value_at(lx, f.entry)?)),
-                    None => Ok(None),
-                }
-            }
+            Readable::R(h) => h.value_of(lx, key_arg(k, cached, same)),
             Readable::Builtin(ht) => {
                 let hole = g().hole.v();
                 let v = lx.funcall(g().f_gethash.v(), &[k, ht, hole])?;

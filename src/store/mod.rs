@@ -418,6 +418,17 @@ impl Handle {
         Ok(self.locate(lx, key)?.1.is_some())
     }
 
+    /// KEY's value in a table that is only read, valid for the whole call,
+    /// if present; the table is held busy meanwhile (a change from a user
+    /// test's function is refused).
+    pub fn value_of(&self, lx: Lx, key: KeyArg) -> LResult<Option<emacs_value>> {
+        let _busy = self.busy();
+        match self.locate(lx, key)?.1 {
+            Some(f) => Ok(Some(self.value_at(lx, f.entry)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The value of entry `entry` (found under the same `busy`), valid for
     /// the whole call.
     pub fn value_at(&self, lx: Lx, entry: usize) -> LResult<emacs_value> {
