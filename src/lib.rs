@@ -11,12 +11,17 @@ pub mod table;
 mod api;
 mod bulk;
 mod cache;
+mod convert;
 mod direct;
 mod error;
 mod ffi;
+mod file;
 mod globals;
 mod info;
 mod keys;
+mod native;
+mod persist;
+mod plain;
 mod quiet;
 mod release;
 mod store;
@@ -73,6 +78,7 @@ pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int
             .and_then(|_| api::init(lx))
             .and_then(|_| bulk::init(lx))
             .and_then(|_| info::init(lx))
+            .and_then(|_| persist::init(lx))
             .and_then(|_| {
                 let provide = lx.intern(c"provide")?;
                 lx.funcall(provide, &[lx.intern(c"rhash-module")?])
