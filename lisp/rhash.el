@@ -613,7 +613,13 @@ one, define it (`define-hash-table-test') before loading.
            (loaded (nthcdr 3 info)))
       (unless (memq storage '(lisp native))
         (rhash--signal-error "Invalid hash table storage" storage))
-      (let ((kv (rhash--loaded-vectors loaded)))
+      ;; Every object made here is kept: a collection while making them
+      ;; would only mark the growing table again and again.
+      (let* ((gc-cons-threshold (max gc-cons-threshold
+                                      (* 8 (or (file-attribute-size
+                                                (file-attributes file))
+                                               0))))
+             (kv (rhash--loaded-vectors loaded)))
         (when kv
           (rhash--adopt table (car kv) (cdr kv))))
       table)))

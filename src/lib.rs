@@ -20,6 +20,7 @@ mod globals;
 mod info;
 mod keys;
 mod native;
+mod native_core;
 mod persist;
 mod plain;
 mod quiet;

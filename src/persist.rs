@@ -14,6 +14,7 @@ use crate::error;
 use crate::ffi::{Exit, LResult, Lx};
 use crate::file::{self, FileWriter, Loaded, ReadError, Storage, WriteError};
 use crate::globals::g;
+use crate::store::Slots;
 use emacs::raw::emacs_value;
 use std::ffi::c_void;
 use std::path::PathBuf;
@@ -56,15 +57,16 @@ pub fn save_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     }
     let hole = g().hole.v();
     let mut enc = Encoding::default();
+    let (ks, vs) = (Slots::new(lx, *keys)?, Slots::new(lx, *vals)?);
     for i in 0..n {
         if i % 4096 == 4095 && lx.should_quit() {
             return Ok(g().nil());
         }
-        let k = lx.vec_get(*keys, i)?;
+        let k = ks.at(lx, i)?;
         if lx.eq(k, hole) {
             continue;
         }
-        let v = lx.vec_get(*vals, i)?;
+        let v = vs.at(lx, i)?;
         let body = w.body();
         let mark = body.len();
         let r = enc.encode(lx, k, body).and_then(|_| enc.encode(lx, v, body));
@@ -103,6 +105,13 @@ pub fn writer(lx: Lx, test: emacs_value, storage: emacs_value) -> LResult<FileWr
 /// Write the finished file atomically; FILE's expanded name back.
 pub fn write(lx: Lx, w: FileWriter, file: emacs_value) -> LResult<emacs_value> {
     let (path, _) = path_of(lx, file)?;
+    // Through a symbolic link to the file it names; never over a device,
+    // directory or pipe (the rename would replace it).
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        let e = std::io::Error::other("Not a regular file");
+        return Err(error::io(lx, c"Writing rhash table", &e, file));
+    }
     let bytes = w.finish();
     match file::atomic_write(&path, &bytes, &mut || lx.should_quit()) {
         Ok(()) => Ok(file),
@@ -169,15 +178,14 @@ pub fn loaded_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let keys = lx.funcall(gl.f_make_vector.v(), &[n, gl.nil()])?;
     let vals = lx.funcall(gl.f_make_vector.v(), &[n, gl.nil()])?;
+    let (ks, vs) = (Slots::new(lx, keys)?, Slots::new(lx, vals)?);
     let mut dec = convert::Decoding::default();
     for (i, (k, v)) in l.entries().enumerate() {
         if i % 4096 == 4095 && lx.should_quit() {
             return Ok(gl.nil());
         }
-        let k = dec.decode(lx, k)?;
-        lx.vec_set(keys, i, k)?;
-        let v = dec.decode(lx, v)?;
-        lx.vec_set(vals, i, v)?;
+        ks.set(lx, i, dec.decode(lx, k)?)?;
+        vs.set(lx, i, dec.decode(lx, v)?)?;
     }
     lx.funcall(gl.f_cons.v(), &[keys, vals])
 }
