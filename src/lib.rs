@@ -1,11 +1,16 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
+//! - `plain`, `native`, `file`: the plain-data encoding, a native table's
+//!   key and value memory, and the rhash file (no Emacs types).
 //! - `ffi` (official module API), `direct` (the direct path and its
 //!   self-test), `globals`, `error`, `keys`, `store`, `cache`, `release`,
 //!   `api`, `info`: the Emacs glue.
 
+pub mod file;
 pub mod hash;
+pub mod native;
+pub mod plain;
 pub mod table;
 
 mod api;
