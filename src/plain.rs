@@ -611,19 +611,16 @@ fn checked_read(b: &[u8], p: usize) -> Result<(Item<'_>, usize), &'static str> {
     })
 }
 
-/// One open list or vector while validating: the cars or elements still
-/// to read, and whether a tail follows them.
-struct Frame {
-    due: usize,
-    list: bool,
-}
-
 /// Validate the value starting at `start` in `b` (which ends where the
 /// value may end at the latest); offsets in errors are offsets in `b`.
-/// Returns the position after the value.  The stack grows only with the
-/// containers actually present, at most `MAX_DEPTH` frames.
+/// Returns the position after the value.
+///
+/// Besides `b` itself, the only allocation is the stack of open lists and
+/// vectors: one `u64` per container actually present (the cars or elements
+/// still due, shifted left once, the low bit set for a list, whose tail
+/// follows), grown exactly and never beyond `MAX_DEPTH` frames.
 pub(crate) fn validate_at(b: &[u8], start: usize) -> Result<usize, Corrupt> {
-    let mut stack: Vec<Frame> = Vec::new();
+    let mut stack: Vec<u64> = Vec::new();
     let mut pos = start;
     // The next item is a list's tail: it stays at the list's depth and is
     // not counted in the enclosing frame (the list took that place).
@@ -637,7 +634,7 @@ pub(crate) fn validate_at(b: &[u8], start: usize) -> Result<usize, Corrupt> {
         }
         if !tail {
             if let Some(f) = stack.last_mut() {
-                f.due -= 1;
+                *f -= 2;
             }
         }
         tail = false;
@@ -648,7 +645,12 @@ pub(crate) fn validate_at(b: &[u8], start: usize) -> Result<usize, Corrupt> {
             }
             let list = matches!(item, Item::List(_));
             if n > 0 || list {
-                stack.push(Frame { due: n, list });
+                if stack.len() == stack.capacity() {
+                    let more = stack.len().clamp(4, MAX_DEPTH - stack.len());
+                    stack.try_reserve_exact(more).map_err(|_| fail("out of memory"))?;
+                }
+                // n < b.len() (checked_read), so the shift cannot overflow.
+                stack.push((n as u64) << 1 | u64::from(list));
             }
         }
         // Close the frames this item completed.
@@ -660,11 +662,10 @@ pub(crate) fn validate_at(b: &[u8], start: usize) -> Result<usize, Corrupt> {
                     }
                     return Ok(pos);
                 }
-                Some(f) if f.due > 0 => break,
-                Some(f) => {
-                    let list = f.list;
+                Some(&f) if f >> 1 > 0 => break,
+                Some(&f) => {
                     stack.pop();
-                    if list {
+                    if f & 1 == 1 {
                         tail = true;
                         break;
                     }
@@ -682,4 +683,4 @@ pub fn validate(bytes: &[u8]) -> Result<usize, Corrupt> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
