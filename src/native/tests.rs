@@ -53,10 +53,13 @@ fn check(s: &NativeStore, m: &Model) {
         }
     }
     assert_eq!(s.live_bytes(), live);
+    // Chunks are never reallocated: their capacities are what was counted.
+    assert_eq!(s.arena.capacity, s.arena.chunks.iter().map(|c| c.capacity()).sum::<usize>());
+    assert_eq!(s.arena.used, s.arena.chunks.iter().map(|c| c.len()).sum::<usize>());
     // Garbage stays under the rebuild threshold, give or take one
     // operation's record (at most a long string twice).
     assert!(s.garbage() <= MIN_GARBAGE.max(live / 4 + s.len()) + 8000, "garbage {} live {live}", s.garbage());
-    assert!(s.bytes() >= live + s.len() * 8);
+    assert!(s.bytes() >= live + s.len() * 8, "bytes {} live {live} len {} cap {} chunks {:?}", s.bytes(), s.len(), s.arena.capacity, s.arena.chunks.iter().map(|c| (c.len(), c.capacity())).collect::<Vec<_>>());
 }
 
 fn run(seed: u64, steps: usize) {
@@ -149,7 +152,8 @@ fn churn_reclaims_garbage() {
             s.remove(i);
             s.set(i, &key(i), &val(i, round)).unwrap();
         }
-        assert!(s.arena.len() <= s.live_bytes() + s.live_bytes() / 4 + n + MIN_GARBAGE + 100);
+        assert!(s.arena.used <= s.live_bytes() + s.live_bytes() / 4 + n + MIN_GARBAGE + 100);
+        assert!(s.bytes() <= 2 * s.live_bytes() + 16 * n + MAX_CHUNK, "{} for {}", s.bytes(), s.live_bytes());
     }
     assert!(s.live_bytes() >= full);
     for i in 0..n {
@@ -158,25 +162,62 @@ fn churn_reclaims_garbage() {
     }
 }
 
+fn bench_entry(i: usize) -> (Vec<u8>, Vec<u8>) {
+    let (mut k, mut v) = (Vec::new(), Vec::new());
+    Encoder::new(&mut k).string(format!("id-{:08x}-4a6b-9c2d-{i}", i * 7919).as_bytes(), false);
+    Encoder::new(&mut v).string(format!("~/org/notes/file-{}.org", i % 5000).as_bytes(), false);
+    (k, v)
+}
+
 #[test]
 fn memory_per_entry() {
     // The benchmark's shape: ~30-byte keys, ~25-byte values, inserted once.
     let n = 100_000;
-    let mut s = NativeStore::with_capacity(n, n * 60).unwrap();
+    let mut sized = NativeStore::with_capacity(n, n * 60).unwrap();
+    let mut grown = NativeStore::new();
     let mut data = 0;
     for i in 0..n {
-        let (mut k, mut v) = (Vec::new(), Vec::new());
-        Encoder::new(&mut k).string(format!("id-{:08x}-4a6b-9c2d-{i}", i * 7919).as_bytes(), false);
-        Encoder::new(&mut v).string(format!("~/org/notes/file-{}.org", i % 5000).as_bytes(), false);
+        let (k, v) = bench_entry(i);
         data += k.len() + v.len();
-        s.set(i, &k, &v).unwrap();
+        sized.set(i, &k, &v).unwrap();
+        grown.set(i, &k, &v).unwrap();
     }
-    assert_eq!(s.garbage(), 0);
-    // The encodings plus an 8-byte offset each, and nothing else.
-    assert!(s.bytes() <= n * 60 + n * 8, "{} bytes for {data} bytes of data", s.bytes());
+    for s in [&sized, &grown] {
+        assert_eq!(s.garbage(), 0);
+        assert_eq!(s.live_bytes(), data);
+    }
+    // Sized: the encodings plus an 8-byte locator each, and nothing else.
+    assert!(sized.bytes() <= n * 60 + n * 8 + 1024, "{} bytes for {data} bytes of data", sized.bytes());
+    // Grown: less than one chunk of slack beyond the data, and the locators'
+    // vector (which doubles).
+    assert!(grown.bytes() <= data + MAX_CHUNK + 2 * n * 8 + 4096, "{} bytes for {data}", grown.bytes());
+    assert!(grown.arena.chunks.len() < 30);
+    let mut s = sized;
     s.clear();
-    assert_eq!(s.bytes(), 0);
-    assert_eq!(s.len(), 0);
+    assert_eq!((s.bytes(), s.len()), (0, 0));
+}
+
+#[test]
+fn large_records_get_their_own_chunk() {
+    let mut s = NativeStore::new();
+    let (k, v) = bench_entry(1);
+    s.set(0, &k, &v).unwrap();
+    let mut big = Vec::new();
+    Encoder::new(&mut big).string(&vec![b'b'; MAX_CHUNK], false);
+    s.set(1, &k, &big).unwrap();
+    s.set(2, &k, &v).unwrap();
+    assert_eq!(s.arena.chunks.len(), 2);
+    assert_eq!(s.arena.chunks[1].capacity(), k.len() + big.len());
+    assert_eq!((s.value(0), s.value(1), s.value(2)), (&v[..], &big[..], &v[..]));
+    // A value that outgrows its place moves; the key comes along.
+    s.set_value(0, &big).unwrap();
+    assert_eq!((s.key(0), s.value(0)), (&k[..], &big[..]));
+    // ...also within the chunk that holds the key.
+    let mut long = Vec::new();
+    Encoder::new(&mut long).string(&[b'l'; 100], true);
+    s.set_value(2, &long).unwrap();
+    assert_eq!((s.key(2), s.value(2)), (&k[..], &long[..]));
+    assert_eq!(s.arena.chunks.len(), 3);
 }
 
 #[test]
@@ -185,10 +226,10 @@ fn in_place_values_and_idempotent_removal() {
     let mut k = Vec::new();
     Encoder::new(&mut k).string(b"k", false);
     s.set(0, &k, &[0x04, 0x02]).unwrap();
-    let before = s.arena.len();
+    let before = s.arena.used;
     // A value that fits takes the old one's place.
     s.set_value(0, &[0x00]).unwrap();
-    assert_eq!((s.value(0), s.arena.len(), s.garbage()), (&[0x00][..], before, 1));
+    assert_eq!((s.value(0), s.arena.used, s.garbage()), (&[0x00][..], before, 1));
     s.remove(0);
     assert!(!s.is_live(0));
     s.remove(0);
