@@ -223,11 +223,22 @@ impl NativeStore {
             // The slack after a shorter value stays written: garbage.
             self.arena.chunks[c][p + k..p + k + value.len()].copy_from_slice(value);
         } else {
-            // The key is copied out first: it may live in the target chunk.
-            let mut key = Vec::new();
-            key.try_reserve_exact(k)?;
-            key.extend_from_slice(&self.arena.at(loc)[..k]);
-            self.offs[entry] = self.arena.append([&key, value])?;
+            let n = k + value.len();
+            let c = self.arena.room(n)?;
+            let (src, p) = ((loc >> 32) as usize, loc as u32 as usize);
+            let chunks = &mut self.arena.chunks;
+            let at = chunks[c].len();
+            // `room` made space for n bytes: no reallocation below.
+            if src == c {
+                chunks[c].extend_from_within(p..p + k);
+            } else {
+                let (lo, hi) = chunks.split_at_mut(src.max(c));
+                let (from, to) = if src < c { (&lo[src], &mut hi[0]) } else { (&hi[0], &mut lo[c]) };
+                to.extend_from_slice(&from[p..p + k]);
+            }
+            chunks[c].extend_from_slice(value);
+            self.arena.used += n;
+            self.offs[entry] = (c as u64) << 32 | at as u64;
         }
         self.live = self.live - v + value.len();
         self.maybe_collect();
