@@ -96,7 +96,7 @@ test-lisp: check-emacs build
 # Long runs: the differential suite, the hostile-file corpus and the
 # native store's model test.
 soak: check-emacs build
-	RHASH_CORPUS_CASES=$${RHASH_CORPUS_CASES:-300000} RHASH_NATIVE_STEPS=$${RHASH_NATIVE_STEPS:-1000000} \
+	RHASH_CORPUS_CASES=$${RHASH_CORPUS_CASES:-3000000} RHASH_NATIVE_STEPS=$${RHASH_NATIVE_STEPS:-1000000} \
 	  $(CARGO) test --release --quiet --lib -- file:: native::
 	RHASH_DIFF_OPS=$${RHASH_DIFF_OPS:-2000000} EMACS=$(EMACS) sh test/run-ert.sh
 

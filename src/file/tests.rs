@@ -533,13 +533,25 @@ fn atomic_write_failures_leave_no_trace() {
     let e = atomic_write(&missing, b"x", &mut never()).unwrap_err();
     assert!(matches!(&e, WriteError::Io(io) if io.kind() == io::ErrorKind::NotFound), "{e}");
     assert!(e.to_string().contains("no-such-dir"), "{e}");
-    // A directory as the target: the rename fails, the temporary file goes.
+    // A directory as the target is refused.
     let sub = dir.join("sub");
     fs::create_dir(&sub).unwrap();
     let e = atomic_write(&sub, b"x", &mut never()).unwrap_err();
-    assert!(e.to_string().contains("sub"), "{e}");
+    assert!(e.to_string().contains("sub: not a regular file"), "{e}");
     assert!(sub.is_dir());
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+    // A directory that cannot be written: nothing is left in it (root may
+    // write anyway, and then the save succeeds).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = dir.join("ro");
+        fs::create_dir(&ro).unwrap();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+        let _ = atomic_write(&ro.join("t.rht"), b"x", &mut never());
+        assert!(leftovers(&ro).is_empty());
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o700)).unwrap();
+    }
     // No file name at all.
     assert!(atomic_write(Path::new("/"), b"x", &mut never()).is_err());
     fs::remove_dir_all(&dir).unwrap();

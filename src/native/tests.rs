@@ -71,7 +71,7 @@ fn run(seed: u64, steps: usize) {
         match rng.below(100) {
             // Set a free slot, a live one, or a new one at the end.
             0..=44 => {
-                let i = rng.below(m.len() + 1);
+                let i = if rng.below(3) == 0 { m.len() } else { rng.below(m.len() + 1) };
                 let (k, v) = (value(&mut rng), value(&mut rng));
                 s.set(i, &k, &v).unwrap();
                 if i == m.len() {
@@ -110,7 +110,8 @@ fn run(seed: u64, steps: usize) {
             }
             _ => {}
         }
-        if step % 7 == 0 || m.len() < 50 {
+        // A full check costs O(slots): often while small, then amortized.
+        if step % (7 + m.len() / 8) == 0 || m.len() < 50 {
             check(&s, &m);
         }
     }
