@@ -137,7 +137,8 @@ pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
 /// Turns Lisp objects into encodings, reusing its buffers between calls.
 #[derive(Default)]
 pub struct Encoding {
-    /// Work stack: values still to encode, with their nesting depth.
+    /// Work stack: values still to encode, with the number of containers
+    /// around them (a container at depth `MAX_DEPTH` would be one too many).
     work: Vec<(emacs_value, usize)>,
     /// The containers on the way down to the value being encoded, by depth.
     path: Vec<emacs_value>,
@@ -155,9 +156,6 @@ impl Encoding {
         self.path.clear();
         self.work.push((v, 0));
         while let Some((v, depth)) = self.work.pop() {
-            if depth > plain::MAX_DEPTH {
-                return Err(self.too_deep(lx, v));
-            }
             let before = out.len();
             self.one(lx, v, depth, out)?;
             // Every item writes at least its tag; the encoder writes
@@ -233,9 +231,15 @@ impl Encoding {
             }
         } else if lx.eq(ty, s().cons.v()) {
             drop(e);
+            if depth >= plain::MAX_DEPTH {
+                return Err(self.too_deep(lx, v));
+            }
             self.enter(v, depth);
             self.list(lx, v, depth, out)?;
         } else if lx.eq(ty, s().vector.v()) {
+            if depth >= plain::MAX_DEPTH {
+                return Err(self.too_deep(lx, v));
+            }
             let n = lx.vec_size(v)?;
             e.vector(n);
             self.enter(v, depth);
@@ -317,7 +321,8 @@ impl Encoding {
             }
         };
         Encoder::new(out).list(self.items.len());
-        self.work.push((tail, depth + 1));
+        // A tail is at its list's own depth (docs/file-format.md).
+        self.work.push((tail, depth));
         for &x in self.items.iter().rev() {
             self.work.push((x, depth + 1));
         }

@@ -139,7 +139,8 @@ static TEMP_SERIAL: AtomicU64 = AtomicU64::new(0);
 /// disk, given the permissions of the existing target (else the default
 /// mode under the umask), renamed over the target, and the directory
 /// flushed (where the platform allows it).  A symbolic link as target is
-/// followed: the file it points to is replaced, the link kept.  On any
+/// followed: the file it points to is replaced, the link kept.  An
+/// existing target that is not a regular file is refused.  On any
 /// error or quit the temporary file is removed and the target untouched.
 pub fn atomic_write(target: &Path, bytes: &[u8], should_quit: &mut dyn FnMut() -> bool) -> Result<(), WriteError> {
     let target = resolve_link(target);
@@ -150,7 +151,16 @@ pub fn atomic_write(target: &Path, bytes: &[u8], should_quit: &mut dyn FnMut() -
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let existing = fs::metadata(&target).ok().filter(|m| m.is_file()).map(|m| m.permissions());
+    // Only a regular file is replaced: renaming over a device, a FIFO or
+    // a directory would destroy it (or fail) where writing to it would not.
+    let existing = match fs::metadata(&target) {
+        Ok(m) if m.is_file() => Some(m.permissions()),
+        Ok(_) => {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(WriteError::Io(io_context(e, "saving to", &target)));
+        }
+        Err(_) => None,
+    };
     let (tmp, file) = create_temp(&dir, name, existing.is_some())?;
     let result = fill(file, &tmp, bytes, should_quit, existing).and_then(|()| {
         fs::rename(&tmp, &target).map_err(|e| WriteError::Io(io_context(e, "renaming over", &target)))

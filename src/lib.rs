@@ -1,11 +1,16 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
+//! - `plain`, `native`, `file`: the plain-data encoding, a native table's
+//!   key and value memory, and the rhash file (no Emacs types).
 //! - `ffi` (official module API), `direct` (the direct path and its
 //!   self-test), `globals`, `error`, `keys`, `store`, `cache`, `release`,
 //!   `api`, `info`: the Emacs glue.
 
+pub mod file;
 pub mod hash;
+pub mod native;
+pub mod plain;
 pub mod table;
 
 mod api;
@@ -15,14 +20,11 @@ mod convert;
 mod direct;
 mod error;
 mod ffi;
-mod file;
 mod globals;
 mod info;
 mod keys;
-mod native;
 mod native_core;
 mod persist;
-mod plain;
 mod quiet;
 mod release;
 mod store;

@@ -183,9 +183,21 @@ Floats must be `eql' (bit for bit)."
                      l deep (vector (make-marker)) (cons 1 (make-marker))))
       (should (eq (rhash-plain-data-p x) nil))))
   ;; Exactly the limit is fine; a long cdr chain is not nesting.
-  (let ((deep nil))
-    (dotimes (_ 9999) (setq deep (list deep)))
-    (should (rhash-plain-data-p deep)))
+  (let ((deep nil) (deepv nil))
+    (dotimes (_ 10000) (setq deep (list deep) deepv (vector deepv)))
+    (should (rhash-plain-data-p deep))
+    (should (rhash-plain-data-p deepv))
+    (should-not (rhash-plain-data-p (list deep)))
+    (should-not (rhash-plain-data-p (vector deepv)))
+    ;; A list's tail is at the list's own depth.
+    (should (rhash-plain-data-p (cons 1 deepv)))
+    ;; What passes saves and loads back.
+    (rhash-persist-test--with-dir dir
+      (let ((table (rhash-make :test 'equal))
+            (file (expand-file-name "deep.rht" dir)))
+        (rhash-put deep deepv table)
+        (rhash-save table file)
+        (should (= (rhash-count (rhash-load file)) 1)))))
   (should (rhash-plain-data-p (number-sequence 1 100000))))
 
 (ert-deftest rhash-persist-missing-and-bad-files ()
