@@ -93,7 +93,11 @@ test-lisp: check-emacs build
 	@if [ -z "$(EMACS27)" ]; then echo "note: Emacs 27.1 not found (not tested); run 'make emacs27' to test it too"; fi
 	@if [ -z "$(EMACS30)" ]; then echo "note: Emacs 30.1 not found (not tested); run 'make emacs30' to test it too"; fi
 
+# Long runs: the differential suite, the hostile-file corpus and the
+# native store's model test.
 soak: check-emacs build
+	RHASH_CORPUS_CASES=$${RHASH_CORPUS_CASES:-3000000} RHASH_NATIVE_STEPS=$${RHASH_NATIVE_STEPS:-1000000} \
+	  $(CARGO) test --release --quiet --lib -- file:: native::
 	RHASH_DIFF_OPS=$${RHASH_DIFF_OPS:-2000000} EMACS=$(EMACS) sh test/run-ert.sh
 
 # The ERT suites under valgrind memcheck (slow: a few minutes).

@@ -242,6 +242,9 @@ See `rhash-module-always-compile'."
 (declare-function rhash-contains-p "rhash-module" (key table))
 (declare-function rhash-empty-p "rhash-module" (table))
 (declare-function rhash--adopt "rhash-module" (table keys vals))
+(declare-function rhash--save-vectors "rhash-module" (test storage keys vals file))
+(declare-function rhash--load-file "rhash-module" (file))
+(declare-function rhash--loaded-vectors "rhash-module" (loaded))
 (declare-function rhash--flush-cache "rhash-module" ())
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
@@ -558,6 +561,76 @@ to `equal'.  See also `rhash-tally-into'.
                               (make-vector (length keyword-args) nil))
               keyword-args
             (append keyword-args '(:test equal))))))
+
+;;;; Saving and loading
+
+(unless (get 'rhash-file-error 'error-conditions)
+  (define-error 'rhash-file-error "Not a readable rhash table file" 'file-error))
+
+(defun rhash-save (table file)
+  "Write TABLE to FILE and return FILE's expanded name.
+TABLE is an rhash table of either storage, or a built-in hash table.
+The file holds TABLE's test, its storage and its entries in
+iteration order, in rhash's own format (docs/file-format.md):
+versioned, checksummed, the same bytes on every Emacs; `rhash-load'
+reads it back, with or without the module.
+
+Keys and values must be plain data (see `rhash-plain-data-p'), else
+this signals (wrong-type-argument rhash-plain-data-p X) before FILE
+is touched.  Writing is atomic: the data goes to a temporary file in
+FILE's directory, is flushed to disk and renamed over FILE, so an
+error, \[keyboard-quit] or a crash leaves the old FILE as it was.  An
+existing FILE keeps its permissions.  A user-defined test is saved by
+its name.  An rhash table cannot be printed readably: save it instead."
+  (let ((file (expand-file-name file)))
+    (cond
+     ((rhash-p table)
+      (let ((cell (or (rhash--storage table) (vector [] []))))
+        (rhash--save-vectors (rhash-test table) 'lisp
+                             (aref cell 0) (aref cell 1) file)))
+     ((hash-table-p table)
+      (let ((kv (rhash--hash-table-vectors table)))
+        (rhash--save-vectors (hash-table-test table) 'lisp
+                             (aref kv 0) (aref kv 1) file)))
+     (t (signal 'wrong-type-argument (list 'rhash-p table))))))
+
+(defun rhash-load (file &rest keyword-args)
+  "Return a new rhash table read from FILE, as `rhash-save' wrote it.
+The table has the saved test, storage and entries, in the saved
+order.  KEYWORD-ARGS may give :storage (`lisp' or `native') to
+override the saved storage.
+
+A missing FILE signals `file-missing'.  A file that is not an rhash
+table file, has an unknown format version, is truncated or fails its
+checksum signals `rhash-file-error', whose data names the reason and
+FILE; no table is made then.  If the saved test is a user-defined
+one, define it (`define-hash-table-test') before loading.
+
+\(fn FILE &rest KEYWORD-ARGS)"
+  (let ((storage (plist-get keyword-args :storage))
+        (rest keyword-args))
+    (while rest
+      (unless (and (eq (car rest) :storage) (cdr rest))
+        (rhash--signal-error "Invalid argument list" (car rest)))
+      (setq rest (cddr rest)))
+    (let* ((file (expand-file-name file))
+           (info (rhash--load-file file))
+           (test (nth 0 info))
+           (storage (or storage (nth 1 info)))
+           (table (rhash-make :test test :size (nth 2 info)))
+           (loaded (nthcdr 3 info)))
+      (unless (memq storage '(lisp native))
+        (rhash--signal-error "Invalid hash table storage" storage))
+      ;; Every object made here is kept: a collection while making them
+      ;; would only mark the growing table again and again.
+      (let* ((gc-cons-threshold (max gc-cons-threshold
+                                      (* 8 (or (file-attribute-size
+                                                (file-attributes file))
+                                               0))))
+             (kv (rhash--loaded-vectors loaded)))
+        (when kv
+          (rhash--adopt table (car kv) (cdr kv))))
+      table)))
 
 ;;;; Printing
 

@@ -184,6 +184,16 @@ defuns! {
     c"rhash-stats" (1, 1) stats
         c"Return a plist describing TABLE's memory and probe lengths.\n:count entries, :capacity (as `rhash-size'), :slots entry places in\nuse or free, :vector-length of the storage vectors, :index-slots,\n:tombstones, :max-probe and :mean-probe (index slots a lookup of\na present key examines), and :bytes, the memory TABLE holds outside\nthe Lisp heap.\n\n(fn TABLE)";
     }
+    persist {
+    c"rhash-plain-data-p" (1, 1) plain_data_p
+        c"Return t if OBJECT is plain data, nil otherwise.\nPlain data is what a native table (`:storage' `native') and an rhash\nfile hold: nil, t, symbols interned in the standard obarray (keywords\nincluded), integers, floats, strings (without text properties), and\nconses and vectors of plain data, acyclic and nested at most 10000\ndeep.\n\n(fn OBJECT)";
+    c"rhash--save-vectors" (5, 5) save_vectors
+        c"Internal: save KEYS[i] -> VALS[i] as a TEST table of STORAGE to FILE.\nSlots holding the free-slot marker are skipped.  Returns FILE, or nil\nafter a quit.  The public entry is `rhash-save'.\n\n(fn TEST STORAGE KEYS VALS FILE)";
+    c"rhash--load-file" (1, 1) load_file
+        c"Internal: read and verify FILE; return (TEST STORAGE COUNT . LOADED).\nThe public entry is `rhash-load'.\n\n(fn FILE)";
+    c"rhash--loaded-vectors" (1, 1) loaded_vectors
+        c"Internal: the entries of LOADED as fresh objects, (KEYS . VALS).\n\n(fn LOADED)";
+    }
     info {
     c"rhash-module-info" (0, 0) info
         c"Return a plist describing the loaded rhash module.\n\n:version is the module's version string, which must equal rhash.el's;\n:direct is t when the direct path is in use, else nil, and then\n:direct-reason says why not.\n\n(fn)";

@@ -229,6 +229,24 @@ pub unsafe fn string<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
     }
 }
 
+/// A string's bytes (as `string`) and whether it is multibyte
+/// (`size_byte >= 0`; check `string` saw -1 for unibyte strings).
+///
+/// # Safety
+/// As `string`.
+#[inline(always)]
+pub unsafe fn string_mb<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
+    if o.0 & TAG_MASK != TAG_STRING {
+        return None;
+    }
+    // SAFETY: as `string`.
+    unsafe {
+        let p = (o.0 - TAG_STRING) as *const i64;
+        let multibyte = *p.add(1) >= 0;
+        string(o).map(|(bytes, _)| (bytes, multibyte))
+    }
+}
+
 /// Slot `i` of a plain vector.
 ///
 /// # Safety
@@ -447,6 +465,14 @@ unsafe fn check_strings(lx: Lx, fail: &str) -> Result<(), &'static str> {
     check(size_byte(uni_abc) < 0 && size_byte(eacute) == 2)?;
     let eq = |a, b| lx.funcall(equal, &[a, b]).map(|r| lx.is_not_nil(r)).map_err(e);
     check(eq(abc, uni_abc)? && !eq(uni_ff, multi_ff)?)?;
+    // `string_mb`'s multibyteness is `multibyte-string-p`'s, ASCII too.
+    let multi_abc = lx.funcall(to_multi, &[uni_abc]).map_err(e)?;
+    let multibyte_p = lx.intern(c"multibyte-string-p").map_err(e)?;
+    for v in [abc, eacute, uni_abc, uni_ff, multi_ff, empty, multi_abc] {
+        let mb = lx.funcall(multibyte_p, &[v]).map(|r| lx.is_not_nil(r)).map_err(e)?;
+        // SAFETY: strings (tags checked above).
+        check(unsafe { string_mb(obj(v)) }.map(|(_, m)| m) == Some(mb))?;
+    }
     Ok(())
 }
 

@@ -89,3 +89,81 @@ pub fn internal(lx: Lx, msg: &str) -> Exit {
         Err(e) => e,
     }
 }
+
+/// `(wrong-type-argument stringp V)`.
+pub fn not_string(lx: Lx, v: emacs_value) -> Exit {
+    wrong_type_of(lx, g().stringp.v(), v)
+}
+
+/// `(wrong-type-argument symbolp V)`.
+pub fn not_symbol(lx: Lx, v: emacs_value) -> Exit {
+    wrong_type_of(lx, g().symbolp.v(), v)
+}
+
+/// `(wrong-type-argument rhash--loaded-p V)`: not a file `rhash--load-file`
+/// read.
+pub fn not_loaded(lx: Lx, v: emacs_value) -> Exit {
+    wrong_type_of(lx, g().rhash_loaded_p.v(), v)
+}
+
+/// `(wrong-type-argument rhash-plain-data-p X)`.
+pub fn not_plain(lx: Lx, x: emacs_value) -> Exit {
+    wrong_type_of(lx, g().rhash_plain_data_p.v(), x)
+}
+
+/// `(circular-list X)`.
+pub fn circular(lx: Lx, x: emacs_value) -> Exit {
+    signal(lx, g().circular_list.v(), &[x])
+}
+
+/// `(rhash-unsupported WHAT)`.
+pub fn unsupported(lx: Lx, what: &str) -> Exit {
+    match lx.make_string(what.as_bytes()) {
+        Ok(msg) => signal(lx, g().rhash_unsupported.v(), &[msg]),
+        Err(e) => e,
+    }
+}
+
+/// `(file-missing "Opening input file" "No such file or directory" FILE)`,
+/// as `insert-file-contents` signals.
+pub fn file_missing(lx: Lx, file: emacs_value) -> Exit {
+    let gl = g();
+    signal(lx, gl.file_missing.v(), &[gl.opening_msg.v(), gl.no_such_file_msg.v(), file])
+}
+
+/// `(rhash-file-error "Reading rhash table" REASON FILE)`.
+pub fn file_format(lx: Lx, reason: &str, file: emacs_value) -> Exit {
+    let gl = g();
+    match lx.make_string(reason.as_bytes()) {
+        Ok(r) => signal(lx, gl.rhash_file_error.v(), &[gl.reading_msg.v(), r, file]),
+        Err(e) => e,
+    }
+}
+
+/// `(file-error "Writing rhash table" "Not a regular file" FILE)`.
+pub fn not_regular(lx: Lx, file: emacs_value) -> Exit {
+    let gl = g();
+    signal(lx, gl.file_error.v(), &[gl.writing_msg.v(), gl.not_regular_msg.v(), file])
+}
+
+/// An I/O error on FILE while reading (`writing` false) or writing it, as
+/// Emacs reports one: `permission-denied`, `file-missing`,
+/// `file-already-exists` or `file-error`, with data `(WHAT STRERROR FILE)`.
+pub fn io(lx: Lx, writing: bool, e: &std::io::Error, file: emacs_value) -> Exit {
+    use std::io::ErrorKind as K;
+    let gl = g();
+    let symbol = match e.kind() {
+        K::PermissionDenied => &gl.permission_denied,
+        K::NotFound => &gl.file_missing,
+        K::AlreadyExists => &gl.file_already_exists,
+        _ => &gl.file_error,
+    };
+    let what = if writing { &gl.writing_msg } else { &gl.reading_msg };
+    // The OS's message without Rust's " (os error N)".
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    match lx.make_string(text.as_bytes()) {
+        Ok(t) => signal(lx, symbol.v(), &[what.v(), t, file]),
+        Err(e) => e,
+    }
+}

@@ -278,6 +278,50 @@ impl Lx<'_> {
         self.val(r)
     }
 
+    /// A bignum's (or any integer's) sign (-1, 0, 1) and magnitude as
+    /// little-endian 64-bit limbs.  `v` must be an integer.
+    pub fn extract_big(&self, v: emacs_value, limbs: &mut Vec<u64>) -> LResult<i32> {
+        let mut sign: i32 = 0;
+        let mut count: isize = 0;
+        // SAFETY: see `f!`; with a null magnitude Emacs only stores the sign
+        // and the limb count.
+        let ok = unsafe { f!(self, extract_big_integer)(self.env, v, &mut sign, &mut count, ptr::null_mut()) };
+        self.check()?;
+        limbs.clear();
+        if !ok || sign == 0 {
+            return Ok(sign);
+        }
+        limbs.resize(count.max(0) as usize, 0);
+        // SAFETY: see `f!`; `limbs` has room for `count` limbs (`emacs_limb_t`
+        // is `usize`, 64 bits on the platforms the crate's bindings support).
+        unsafe { f!(self, extract_big_integer)(self.env, v, &mut sign, &mut count, limbs.as_mut_ptr().cast()) };
+        self.check().map(|_| sign)
+    }
+
+    /// The integer with `sign` (-1, 0, 1) and little-endian 64-bit `limbs`.
+    pub fn make_big(&self, sign: i32, limbs: &[u64]) -> LResult<emacs_value> {
+        // SAFETY: see `f!`; Emacs reads `limbs.len()` limbs.
+        let r = unsafe { f!(self, make_big_integer)(self.env, sign, limbs.len() as isize, limbs.as_ptr().cast()) };
+        self.val(r)
+    }
+
+    /// Whether the env has Emacs 28's `make_unibyte_string`.
+    pub fn has_make_unibyte(&self) -> bool {
+        // SAFETY: `size` is the env's first member in every version.
+        let size = unsafe { (*self.env).size } as usize;
+        size >= std::mem::offset_of!(emacs_env, make_unibyte_string) + std::mem::size_of::<usize>()
+    }
+
+    /// A unibyte Lisp string of `bytes`; Emacs 28+ only (`has_make_unibyte`).
+    pub fn make_unibyte_string(&self, bytes: &[u8]) -> LResult<emacs_value> {
+        debug_assert!(self.has_make_unibyte());
+        // SAFETY: the env is Emacs 28's or later (`has_make_unibyte`, checked
+        // by every caller), so the member is there; Emacs reads `bytes.len()`
+        // bytes.
+        let r = unsafe { (*self.env).make_unibyte_string.unwrap_unchecked()(self.env, bytes.as_ptr().cast(), bytes.len() as isize) };
+        self.val(r)
+    }
+
     /// A Lisp string from UTF-8 `bytes`.
     pub fn make_string(&self, bytes: &[u8]) -> LResult<emacs_value> {
         // SAFETY: see `f!`; Emacs reads `bytes.len()` bytes.

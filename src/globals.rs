@@ -92,6 +92,32 @@ globals! {
         f_resolve_test = c"rhash--resolve-test",
         f_snapshot = c"rhash--hash-table-vectors",
         f_from_hash_table = c"rhash-from-hash-table",
+        // Plain data (convert.rs), saving and loading (persist.rs).
+        native = c"native",
+        lisp = c"lisp",
+        rhash_plain_data_p = c"rhash-plain-data-p",
+        circular_list = c"circular-list",
+        rhash_unsupported = c"rhash-unsupported",
+        rhash_file_error = c"rhash-file-error",
+        rhash_loaded_p = c"rhash--loaded-p",
+        file_error = c"file-error",
+        file_missing = c"file-missing",
+        file_already_exists = c"file-already-exists",
+        permission_denied = c"permission-denied",
+        stringp = c"stringp",
+        symbolp = c"symbolp",
+        iso_latin_1_unix = c"iso-latin-1-unix",
+        f_symbol_name = c"symbol-name",
+        f_intern = c"intern",
+        f_intern_soft = c"intern-soft",
+        f_car = c"car",
+        f_cdr = c"cdr",
+        f_vector = c"vector",
+        f_nconc = c"nconc",
+        f_string = c"string",
+        f_string_to_vector = c"string-to-vector",
+        f_string_to_multibyte = c"string-to-multibyte",
+        f_encode_coding_string = c"encode-coding-string",
     }
     // Error messages.
     strings {
@@ -101,6 +127,11 @@ globals! {
         hole_msg = c"rhash's free-slot marker cannot be stored in a table",
         length_msg = c"KEYS and VALUES differ in length",
         invalid_test_msg = c"Invalid hash table test",
+        reading_msg = c"Reading rhash table",
+        writing_msg = c"Writing rhash table",
+        opening_msg = c"Opening input file",
+        no_such_file_msg = c"No such file or directory",
+        not_regular_msg = c"Not a regular file",
     }
 }
 

@@ -1,21 +1,27 @@
 //! rhash: hash tables for Emacs Lisp, as a dynamic module.
 //!
 //! - `hash`, `table`: the pure open-addressing table (no Emacs types).
+//! - `plain`, `native`, `file`: the plain-data encoding, a native table's
+//!   key and value memory, and the rhash file (no Emacs types).
 //! - `defun`: every module function's declaration and the FFI entry `run`;
-//!   `api`, `bulk`, `info`: their implementations (the export files, side
-//!   by side, none importing another).
+//!   `api`, `bulk`, `info`, `persist`: their implementations (the export
+//!   files, side by side, none importing another).
 //! - `store` (a table's operations; the only module that makes or changes
 //!   tables), `storage` (where keys and values live), `keys` (key kinds per
 //!   test), `direct` (the direct path and its self-test), `ffi` (the
 //!   official module API), `globals` (symbols), `error` (every signal),
 //!   `release`, `cache`, `quiet`: the Emacs glue.
 
+pub mod file;
 pub mod hash;
+pub mod native;
+pub mod plain;
 pub mod table;
 
 mod api;
 mod bulk;
 mod cache;
+mod convert;
 mod defun;
 mod direct;
 mod error;
@@ -23,6 +29,8 @@ mod ffi;
 mod globals;
 mod info;
 mod keys;
+mod native_core;
+mod persist;
 mod quiet;
 mod release;
 mod storage;
@@ -77,6 +85,7 @@ pub unsafe extern "C" fn emacs_module_init(runtime: *mut emacs_runtime) -> c_int
     let ok = catch_unwind(AssertUnwindSafe(|| {
         globals::init(lx)
             .and_then(|_| direct::init(lx))
+            .and_then(|_| convert::init(lx))
             .and_then(|_| defun::export(lx))
             .and_then(|_| {
                 let provide = lx.intern(c"provide")?;

@@ -144,7 +144,7 @@ impl fmt::Display for AllocError {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RawTable {
     entries: Vec<Entry>,
     index: Vec<Slot>,
@@ -165,6 +165,12 @@ pub struct Probe {
     pos: usize,
     meta: u64,
     tag: u32,
+}
+
+impl Default for RawTable {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RawTable {
