@@ -226,7 +226,10 @@ See `rhash-module-always-compile'."
 (rhash--load-module)
 
 ;; Defined by the module.
-(declare-function rhash--make "rhash-module" (test cmp hash size))
+(declare-function rhash--make "rhash-module" (test cmp hash size &optional storage))
+(declare-function rhash-storage "rhash-module" (table))
+(declare-function rhash--save-table "rhash-module" (table file))
+(declare-function rhash--load-native "rhash-module" (table loaded))
 (declare-function rhash-p "rhash-module" (object))
 (declare-function rhash-get "rhash-module" (key table &optional default))
 (declare-function rhash-put "rhash-module" (key value table))
@@ -338,6 +341,18 @@ redefining it later does not change this table.
 signals `rhash-unsupported' (the module API cannot make weak
 references).
 
+:storage STORAGE -- `lisp' (the default) keeps keys and values as
+Lisp objects, as a built-in table does.  `native' keeps copies of
+them in the module's own memory, where the garbage collector never
+scans them: choose it for big, long-lived tables of plain data (see
+`rhash-plain-data-p'), whose every collection would otherwise mark
+them all.  The price: keys and values must be plain data (else
+`wrong-type-argument'), strings, conses and vectors read out are
+fresh copies (never `eq' to what was put, without text properties),
+TEST must be `eq', `eql' or `equal', and an `eq' or `eql' table takes
+only keys whose identity a copy keeps (fixnums and symbols; for `eql'
+also floats and bignums), else `rhash-unsupported'.
+
 :rehash-size, :rehash-threshold and :purecopy are accepted and
 ignored, as in Emacs 30 (where `make-hash-table' checks the rehash
 arguments, as Emacs 28 does, they are checked the same way).  Bad
@@ -348,8 +363,16 @@ arguments signal what `make-hash-table' signals.
          (used (make-vector (length args) nil))
          (i (rhash--key-arg :test args used))
          (test (rhash--resolve-test (if i (nth i args) 'eql)))
-         size weakness)
+         size weakness storage)
     (rhash--key-arg :purecopy args used)
+    (setq i (rhash--key-arg :storage args used))
+    (setq storage (if i (nth i args) 'lisp))
+    (unless (memq storage '(lisp native))
+      (rhash--signal-error "Invalid hash table storage" storage))
+    (when (and (eq storage 'native) (not (memq (car test) '(eq eql equal))))
+      (signal 'rhash-unsupported
+              (list "Native tables take only the tests eq, eql and equal"
+                    (car test))))
     (setq i (rhash--key-arg :size args used))
     (setq size (if i (nth i args) nil))
     (cond ((null size) (setq size 0))
@@ -379,7 +402,9 @@ cannot make weak references" weakness)))
               (setq j (1+ j))
             (rhash--signal-error "Invalid argument list" (nth j args))))
         (setq j (1+ j))))
-    (rhash--make (nth 0 test) (nth 1 test) (nth 2 test) size)))
+    (if (eq storage 'native)
+        (rhash--make (nth 0 test) nil nil size 'native)
+      (rhash--make (nth 0 test) (nth 1 test) (nth 2 test) size))))
 
 ;;;; Walking
 
@@ -584,10 +609,7 @@ existing FILE keeps its permissions.  A user-defined test is saved by
 its name.  An rhash table cannot be printed readably: save it instead."
   (let ((file (expand-file-name file)))
     (cond
-     ((rhash-p table)
-      (let ((cell (or (rhash--storage table) (vector [] []))))
-        (rhash--save-vectors (rhash-test table) 'lisp
-                             (aref cell 0) (aref cell 1) file)))
+     ((rhash-p table) (rhash--save-table table file))
      ((hash-table-p table)
       (let ((kv (rhash--hash-table-vectors table)))
         (rhash--save-vectors (hash-table-test table) 'lisp
@@ -617,19 +639,19 @@ one, define it (`define-hash-table-test') before loading.
            (info (rhash--load-file file))
            (test (nth 0 info))
            (storage (or storage (nth 1 info)))
-           (table (rhash-make :test test :size (nth 2 info)))
+           (table (rhash-make :test test :size (nth 2 info) :storage storage))
            (loaded (nthcdr 3 info)))
-      (unless (memq storage '(lisp native))
-        (rhash--signal-error "Invalid hash table storage" storage))
-      ;; Every object made here is kept: a collection while making them
-      ;; would only mark the growing table again and again.
-      (let* ((gc-cons-threshold (max gc-cons-threshold
-                                      (* 8 (or (file-attribute-size
-                                                (file-attributes file))
-                                               0))))
-             (kv (rhash--loaded-vectors loaded)))
-        (when kv
-          (rhash--adopt table (car kv) (cdr kv))))
+      (if (eq storage 'native)
+          (rhash--load-native table loaded)
+        ;; Every object made here is kept: a collection while making them
+        ;; would only mark the growing table again and again.
+        (let* ((gc-cons-threshold (max gc-cons-threshold
+                                        (* 8 (or (file-attribute-size
+                                                  (file-attributes file))
+                                                 0))))
+               (kv (rhash--loaded-vectors loaded)))
+          (when kv
+            (rhash--adopt table (car kv) (cdr kv)))))
       table)))
 
 ;;;; Printing

@@ -11,7 +11,11 @@ use crate::store::{self, int, Handle, KeyArg, Table};
 use emacs::raw::emacs_value;
 
 pub fn make(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
-    let test = Test::new(lx, a[0], a[1], a[2])?;
+    let gl = g();
+    let test = match a.get(4) {
+        Some(&s) if lx.eq(s, gl.native.v()) => Test::native(lx, a[0])?,
+        _ => Test::new(lx, a[0], a[1], a[2])?,
+    };
     let hint = usize::try_from(lx.extract_integer(a[3])?).unwrap_or(0);
     store::make(lx, test, hint)
 }
@@ -126,4 +130,9 @@ pub fn release_stats(lx: Lx, _: &[emacs_value]) -> LResult<emacs_value> {
     let pending = int(lx, release::pending())?;
     let released = int(lx, release::released())?;
     lx.funcall(g().f_cons.v(), &[pending, released])
+}
+
+pub fn storage_kind(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    let native = Handle::of(lx, a[0])?.is_native();
+    Ok(if native { g().native.v() } else { g().lisp.v() })
 }

@@ -56,29 +56,6 @@ impl From<Exit> for Refused {
     }
 }
 
-/// What a key must be under a test whose equality a copy has to keep.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum KeyRule {
-    /// Any plain data (`equal`).
-    Any,
-    /// Fixnums and symbols (`eq`).
-    Eq,
-    /// Fixnums, symbols, floats and bignums (`eql`).
-    Eql,
-}
-
-/// The top-level kind of an encoded value, for `KeyRule`.
-pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
-    match rule {
-        KeyRule::Any => true,
-        KeyRule::Eq => matches!(enc.first(), Some(&(plain::TAG_NIL | plain::TAG_T | plain::TAG_SYMBOL | plain::TAG_SYMBOL_MB | plain::TAG_INT))),
-        KeyRule::Eql => matches!(
-            enc.first(),
-            Some(&(plain::TAG_NIL | plain::TAG_T | plain::TAG_SYMBOL | plain::TAG_SYMBOL_MB | plain::TAG_INT | plain::TAG_BIGNUM | plain::TAG_FLOAT))
-        ),
-    }
-}
-
 /// Turns Lisp objects into encodings, reusing its buffers between calls.
 #[derive(Default)]
 pub struct Encoding {

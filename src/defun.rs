@@ -109,8 +109,10 @@ macro_rules! defuns {
 
 defuns! {
     api {
-    c"rhash--make" (4, 4) make
-        c"Make an rhash table; the public entry is `rhash-make'.\n\nTEST is eq, eql, equal or a user test NAME with its\nCMP and HASH functions (nil for the built-in tests); SIZE is a hint.\n\n(fn TEST CMP HASH SIZE)";
+    c"rhash--make" (4, 5) make
+        c"Make an rhash table; the public entry is `rhash-make'.\n\nTEST is eq, eql, equal or a user test NAME with its\nCMP and HASH functions (nil for the built-in tests); SIZE is a hint.\nSTORAGE `native' makes a native table (TEST eq, eql or equal).\n\n(fn TEST CMP HASH SIZE &optional STORAGE)";
+    c"rhash-storage" (1, 1) storage_kind
+        c"Return TABLE's storage: `lisp' or `native'.\nA native table keeps copies of its keys and values outside the Lisp\nheap, where the garbage collector never scans them; see `rhash-make'.\n\n(fn TABLE)";
     c"rhash-p" (1, 1) p
         c"Return t if OBJECT is an rhash table, nil otherwise.\nLike `hash-table-p'.\n\n(fn OBJECT)";
     c"rhash-get" (2, 3) get
@@ -189,6 +191,10 @@ defuns! {
         c"Return t if OBJECT is plain data, nil otherwise.\nPlain data is what a native table (`:storage' `native') and an rhash\nfile hold: nil, t, symbols interned in the standard obarray (keywords\nincluded), integers, floats, strings (without text properties), and\nconses and vectors of plain data, acyclic and nested at most 10000\ndeep.\n\n(fn OBJECT)";
     c"rhash--save-vectors" (5, 5) save_vectors
         c"Internal: save KEYS[i] -> VALS[i] as a TEST table of STORAGE to FILE.\nSlots holding the free-slot marker are skipped.  Returns FILE, or nil\nafter a quit.  The public entry is `rhash-save'.\n\n(fn TEST STORAGE KEYS VALS FILE)";
+    c"rhash--save-table" (2, 2) save_table
+        c"Internal: save rhash TABLE (either storage) to FILE; return FILE,\nor nil after a quit.  The public entry is `rhash-save'.\n\n(fn TABLE FILE)";
+    c"rhash--load-native" (2, 2) load_native
+        c"Internal: put the entries of LOADED into native TABLE, copying\ntheir encodings; return TABLE.\n\n(fn TABLE LOADED)";
     c"rhash--load-file" (1, 1) load_file
         c"Internal: read and verify FILE; return (TEST STORAGE COUNT . LOADED).\nThe public entry is `rhash-load'.\n\n(fn FILE)";
     c"rhash--loaded-vectors" (1, 1) loaded_vectors

@@ -116,11 +116,22 @@ pub fn circular(lx: Lx, x: emacs_value) -> Exit {
     signal(lx, g().circular_list.v(), &[x])
 }
 
-/// `(rhash-unsupported WHAT)`.
-pub fn unsupported(lx: Lx, what: &str) -> Exit {
+/// `(rhash-unsupported WHAT KEY)`: a key a native table cannot keep.
+pub fn unsupported_key(lx: Lx, what: &str, key: emacs_value) -> Exit {
     match lx.make_string(what.as_bytes()) {
-        Ok(msg) => signal(lx, g().rhash_unsupported.v(), &[msg]),
+        Ok(msg) => signal(lx, g().rhash_unsupported.v(), &[msg, key]),
         Err(e) => e,
+    }
+}
+
+/// An encoding refusal as the contract reports it.
+pub fn refused(lx: Lx, r: crate::convert::Refused) -> Exit {
+    use crate::convert::Refused;
+    match r {
+        Refused::Exit => Exit,
+        Refused::NotPlain(x) => not_plain(lx, x),
+        Refused::Circular(x) => circular(lx, x),
+        Refused::Memory => memory(lx),
     }
 }
 

@@ -50,12 +50,38 @@ const IDENT_BITS: u64 = 1 << 63;
 const FIXNUM_MAX: i64 = (1 << 61) - 1;
 const FIXNUM_MIN: i64 = -(1 << 61);
 
+/// What a key must be under a test whose equality a copy has to keep.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum KeyRule {
+    /// Any plain data (`equal`).
+    Any,
+    /// Fixnums and symbols (`eq`).
+    Eq,
+    /// Fixnums, symbols, floats and bignums (`eql`).
+    Eql,
+}
+
+/// The top-level kind of an encoded value, for `KeyRule`.
+pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
+    match rule {
+        KeyRule::Any => true,
+        KeyRule::Eq => matches!(enc.first(), Some(&(crate::plain::TAG_NIL | crate::plain::TAG_T | crate::plain::TAG_SYMBOL | crate::plain::TAG_SYMBOL_MB | crate::plain::TAG_INT))),
+        KeyRule::Eql => matches!(
+            enc.first(),
+            Some(&(crate::plain::TAG_NIL | crate::plain::TAG_T | crate::plain::TAG_SYMBOL | crate::plain::TAG_SYMBOL_MB | crate::plain::TAG_INT | crate::plain::TAG_BIGNUM | crate::plain::TAG_FLOAT))
+        ),
+    }
+}
+
 /// A table's test.  User tests are resolved when the table is made.
+/// A native table's test says which keys keep their identity in a copy
+/// (`KeyRule`): its storage follows from it (`storage::Store::for_test`).
 pub enum Test {
     Eq,
     Eql,
     Equal,
     User(UserTest),
+    Native(KeyRule),
 }
 
 /// A test from `define-hash-table-test`: its name, compare and hash functions.
@@ -86,6 +112,22 @@ impl Test {
         })
     }
 
+    /// The test of a native table named `name` (`eq`, `eql` or `equal`);
+    /// other tests signal `rhash-unsupported`.
+    pub fn native(lx: Lx, name: emacs_value) -> LResult<Test> {
+        let gl = g();
+        let rule = if lx.eq(name, gl.eq.v()) {
+            KeyRule::Eq
+        } else if lx.eq(name, gl.eql.v()) {
+            KeyRule::Eql
+        } else if lx.eq(name, gl.equal.v()) {
+            KeyRule::Any
+        } else {
+            return Err(crate::error::unsupported_key(lx, "Native tables take only the tests eq, eql and equal", name));
+        };
+        Ok(Test::Native(rule))
+    }
+
     /// The same test, for a copy of a table.
     pub fn try_clone(&self, lx: Lx) -> LResult<Test> {
         Ok(match self {
@@ -93,6 +135,7 @@ impl Test {
             Test::Eql => Test::Eql,
             Test::Equal => Test::Equal,
             Test::User(u) => Test::new(lx, u.get(0), u.get(1), u.get(2))?,
+            Test::Native(r) => Test::Native(*r),
         })
     }
 
@@ -102,8 +145,10 @@ impl Test {
         match self {
             Test::Eq => gl.eq.v(),
             Test::Eql => gl.eql.v(),
-            Test::Equal => gl.equal.v(),
+            Test::Equal | Test::Native(KeyRule::Any) => gl.equal.v(),
             Test::User(u) => u.get(0),
+            Test::Native(KeyRule::Eq) => gl.eq.v(),
+            Test::Native(KeyRule::Eql) => gl.eql.v(),
         }
     }
 
@@ -118,7 +163,8 @@ impl Test {
 
     /// Whether keys classified for `self` are classified alike for `other`,
     /// so cached hashes of one table probe the other (user tests: the same
-    /// compare and hash functions).
+    /// compare and hash functions; never a native table's, whose keys are
+    /// looked up by their encoding).
     pub fn hashes_like(&self, lx: Lx, other: &Test) -> bool {
         match (self, other) {
             (Test::Eq, Test::Eq) | (Test::Eql, Test::Eql) | (Test::Equal, Test::Equal) => true,
@@ -134,6 +180,7 @@ impl Test {
             Test::Eql => Plan::Eql,
             Test::Equal => Plan::Equal,
             Test::User(u) => Plan::User(u.get(2)),
+            Test::Native(r) => Plan::Native(*r),
         }
     }
 }
@@ -146,6 +193,8 @@ pub enum Plan {
     Equal,
     /// A user test's hash function.
     User(emacs_value),
+    /// A native table's: keys encoded as plain data.
+    Native(KeyRule),
 }
 
 /// A classified lookup key: its `meta` (kind + hash) and payload, as an entry
@@ -240,6 +289,11 @@ impl Drop for Lookup {
 impl Lookup {
     fn plain(key: Key) -> Lookup {
         Lookup { key, kbuf: Vec::new(), sbuf: Vec::new() }
+    }
+
+    /// A lookup for a key classified by a storage of its own (native).
+    pub fn of_key(key: Key) -> Lookup {
+        Lookup::plain(key)
     }
 
     /// A lookup for a key already classified for the same test (an entry of

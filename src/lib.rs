@@ -29,10 +29,10 @@ mod ffi;
 mod globals;
 mod info;
 mod keys;
-mod native_core;
 mod persist;
 mod quiet;
 mod release;
+mod native_storage;
 mod storage;
 mod store;
 

@@ -9,12 +9,13 @@
 //! `Loaded` file is handed to Lisp as a user-ptr, which rhash.el turns into a
 //! table of the saved test and the chosen storage.
 
-use crate::convert::{self, Encoding, Refused};
+use crate::convert::{self, Encoding};
 use crate::error;
-use crate::ffi::{Exit, LResult, Lx};
+use crate::ffi::{LResult, Lx};
 use crate::file::{self, FileWriter, Loaded, ReadError, Storage, WriteError};
 use crate::globals::g;
 use crate::storage::Slots;
+use crate::store::{Handle, Table};
 use emacs::raw::emacs_value;
 use std::ffi::c_void;
 use std::path::PathBuf;
@@ -33,16 +34,6 @@ fn path_of(lx: Lx, file: emacs_value) -> LResult<(PathBuf, Vec<u8>)> {
     #[cfg(not(unix))]
     let path = PathBuf::from(String::from_utf8_lossy(&buf).into_owned());
     Ok((path, buf))
-}
-
-/// Report an encoding refusal as the contract says.
-pub fn refused(lx: Lx, r: Refused) -> Exit {
-    match r {
-        Refused::Exit => Exit,
-        Refused::NotPlain(x) => error::not_plain(lx, x),
-        Refused::Circular(x) => error::circular(lx, x),
-        Refused::Memory => error::memory(lx),
-    }
 }
 
 /// `(rhash--save-vectors TEST STORAGE KEYS VALS FILE)`: write the entries
@@ -72,7 +63,7 @@ pub fn save_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
         let r = enc.encode(lx, k, body).and_then(|_| enc.encode(lx, v, body));
         if let Err(r) = r {
             w.body().truncate(mark);
-            return Err(refused(lx, r));
+            return Err(error::refused(lx, r));
         }
         w.entry_done();
     }
@@ -83,7 +74,7 @@ pub fn save_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
 pub fn writer(lx: Lx, test: emacs_value, storage: emacs_value) -> LResult<FileWriter> {
     let mut name = Vec::new();
     let mut enc = Encoding::default();
-    enc.encode(lx, test, &mut name).map_err(|r| refused(lx, r))?;
+    enc.encode(lx, test, &mut name).map_err(|r| error::refused(lx, r))?;
     let (tag, mb) = match name.first() {
         Some(&crate::plain::TAG_SYMBOL) => (true, false),
         Some(&crate::plain::TAG_SYMBOL_MB) => (true, true),
@@ -195,3 +186,52 @@ pub fn plain_data_p(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().bool(Encoding::default().is_plain(lx, *v)?))
 }
 
+
+/// `(rhash--save-table TABLE FILE)`: write rhash TABLE (either storage) to
+/// FILE.  A native table's encodings are copied as they are.
+pub fn save_table(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
+    let [table, file] = args else { return Ok(g().nil()) };
+    let h = Handle::of(lx, *table)?;
+    let storage = if h.is_native() { g().native.v() } else { g().lisp.v() };
+    let mut w = writer(lx, h.test().name(), storage)?;
+    let mut failed = false;
+    if h.each_native(lx, |k, v| failed |= w.try_push_entry(k, v).is_err())? {
+        if failed {
+            return Err(error::memory(lx));
+        }
+        return write(lx, w, *file);
+    }
+    let (_, slots) = h.read(lx, Table::extent)?;
+    let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
+    let mut enc = Encoding::default();
+    for i in 0..slots {
+        if i % 4096 == 4095 && lx.should_quit() {
+            return Ok(g().nil());
+        }
+        let Some((k, v)) = h.entry_to(lx, i, boxes)? else { continue };
+        let body = w.body();
+        let mark = body.len();
+        let r = enc.encode(lx, k.v, body).and_then(|_| enc.encode(lx, v, body));
+        if let Err(r) = r {
+            w.body().truncate(mark);
+            return Err(error::refused(lx, r));
+        }
+        w.entry_done();
+    }
+    write(lx, w, *file)
+}
+
+/// `(rhash--load-native TABLE LOADED)`: put the entries of a loaded file
+/// into native TABLE, copying their encodings (no Lisp object per entry).
+pub fn load_native(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
+    let [table, ptr] = args else { return Ok(g().nil()) };
+    let h = Handle::of(lx, *table)?;
+    let l = loaded(lx, *ptr)?;
+    for (i, (k, v)) in l.entries().enumerate() {
+        if i % 4096 == 4095 && lx.should_quit() {
+            return Ok(g().nil());
+        }
+        h.put_encoded(lx, *table, k, v)?;
+    }
+    Ok(*table)
+}

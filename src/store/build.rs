@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// Make a new, empty table object.
+/// Make a new, empty table object (its storage follows from `test`).
 pub fn make(lx: Lx, test: Test, hint: usize) -> LResult<emacs_value> {
     // Reserve the Rust side up front so a huge :size fails here, cleanly.
     match RawTable::with_capacity(hint) {
@@ -40,6 +40,13 @@ impl Handle {
     /// A new table with the same test, entries, order and capacity.
     pub fn copy(&self, lx: Lx) -> LResult<emacs_value> {
         let hint = self.read(lx, |t| t.hint)?;
+        // Native storage: the index and the encodings copied in Rust.
+        let native = self.read(lx, |t| t.storage.native().map(|n| (t.raw.try_clone().ok(), n.try_clone(&t.raw))))?;
+        if let Some(parts) = native {
+            let (Some(raw), Some(storage)) = parts else { return Err(error::memory(lx)) };
+            let t = Table { raw, storage: Store::Native(storage), hint };
+            return Handle::new(self.test.try_clone(lx)?, t).into_lisp(lx);
+        }
         let copy = Handle::new(self.test.try_clone(lx)?, Table::new(RawTable::new(), hint));
         let len = self.read(lx, |t| t.storage.exists().then(|| t.storage.room()))?;
         if let Some(len) = len {
@@ -74,6 +81,18 @@ impl Handle {
         if same.map_err(|_| error::memory(lx))? {
             return Ok(());
         }
+        if self.read(lx, |t| t.storage.native().is_some())? {
+            // Native storage renumbers its encodings in Rust, no Lisp.
+            self.touch();
+            return self.write(lx, |t| {
+                let (raw, from) = t.raw.compacted().map_err(|_| error::memory(lx))?;
+                let native = t.storage.native().expect("checked above");
+                native.compact(&from).map_err(|_| error::memory(lx))?;
+                t.raw = raw;
+                t.hint = 0;
+                Ok(())
+            })?;
+        }
         if !exists {
             let raw = self.read(lx, |t| t.raw.compacted())?.map_err(|_| error::memory(lx))?.0;
             self.touch();
@@ -104,6 +123,9 @@ impl Handle {
 /// hash alike and hold distinct keys); the sources must not change
 /// meanwhile (the caller holds them busy).
 pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<emacs_value> {
+    if matches!(test, Test::Native(_)) {
+        return build_native(lx, test, parts.iter().flat_map(|(src, entries)| entries.iter().map(move |&i| (*src, i))));
+    }
     let n: usize = parts.iter().map(|p| p.1.len()).sum();
     let h = Handle::new(test, Table::new(RawTable::new(), 0));
     if n > 0 {
@@ -132,6 +154,19 @@ pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<
 /// `more` put as `rhash-put` would (keys classified for `test`, perhaps
 /// equal to earlier ones).
 pub fn build(lx: Lx, test: Test, pairs: &[(Key, emacs_value)], more: &[(Key, emacs_value)]) -> LResult<emacs_value> {
+    if matches!(test, Test::Native(_)) {
+        // Native storage: each pair encoded and put (errors name the first
+        // object that is not plain data).
+        let result = make(lx, test, pairs.len() + more.len())?;
+        let h = Handle::of(lx, result)?;
+        for (i, (k, v)) in pairs.iter().chain(more).enumerate() {
+            if quit_requested(lx, i) {
+                return Err(crate::ffi::Exit);
+            }
+            h.put_key(lx, KeyArg::Value(k.v), *v)?;
+        }
+        return Ok(result);
+    }
     let n = pairs.len();
     let h = Handle::new(test, Table::new(RawTable::new(), 0));
     let room = n + more.len();
@@ -284,3 +319,21 @@ pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_valu
     Ok(Some(lx.funcall(gl.f_append.v(), &[part, gl.nil()])?))
 }
 
+
+/// A new native table holding, in order, the entries `(src, i)` (distinct
+/// keys, from tables that must not change meanwhile), each put as
+/// `rhash-put` would: keys and values are encoded, and the first one that
+/// is not plain data signals with the table holding the entries before it.
+fn build_native<'a>(lx: Lx, test: Test, entries: impl Iterator<Item = (&'a Handle, usize)>) -> LResult<emacs_value> {
+    let result = make(lx, test, 0)?;
+    let h = Handle::of(lx, result)?;
+    for (n, (src, i)) in entries.enumerate() {
+        if quit_requested(lx, n) {
+            return Err(crate::ffi::Exit);
+        }
+        if let Some((k, v)) = src.entry_at(lx, i)? {
+            h.put_key(lx, KeyArg::Value(k.v), v)?;
+        }
+    }
+    Ok(result)
+}

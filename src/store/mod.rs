@@ -30,7 +30,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Lookup, Spec, Test};
-use crate::storage::{hole_obj, holes, LispStorage, Storage};
+use crate::storage::{hole_obj, holes, Storage, Store};
 use crate::table::{grown_len, RawTable};
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
@@ -43,9 +43,6 @@ mod build;
 mod loops;
 mod read;
 
-/// The kind of storage tables have (decision 6: another kind implements
-/// `Storage` and takes this name's place, or a type parameter of `Table`).
-type Store = LispStorage;
 
 /// A table's mutable state (its test, which never changes, is in `Handle`).
 pub struct Table {
@@ -73,13 +70,18 @@ impl Table {
     /// Capacity as `hash-table-size` reports it: entries storable before the
     /// next reallocation (always >= count).
     pub fn size(&self) -> usize {
-        self.storage.room().max(self.raw.len())
+        self.storage.capacity(&self.raw)
     }
 
     /// `(SLOTS COUNT TOMBSTONES INDEX-SIZE VECTOR-LENGTH)`.
     pub fn stats(&self) -> [usize; 5] {
         let r = &self.raw;
-        [r.slots(), r.len(), r.tombstones(), r.index_len(), self.storage.room()]
+        [r.slots(), r.len(), r.tombstones(), r.index_len(), self.vector_length()]
+    }
+
+    /// The length of the storage vectors (0 without: native storage too).
+    fn vector_length(&self) -> usize {
+        self.storage.cell().map_or(0, |_| self.storage.room())
     }
 
     /// The `[KEYS VALS]` cell, once the table has storage.
@@ -108,8 +110,8 @@ impl Table {
             tombstones: self.raw.tombstones(),
             max_probe,
             probe_sum,
-            bytes: self.raw.heap_bytes() + std::mem::size_of::<Handle>(),
-            vector_length: self.storage.room(),
+            bytes: self.raw.heap_bytes() + std::mem::size_of::<Handle>() + self.storage.heap_bytes(),
+            vector_length: self.vector_length(),
         }
     }
 
@@ -127,6 +129,7 @@ impl Table {
     /// key and value (`storable`).
     #[inline]
     fn insert_with_room(&mut self, lx: Lx, k: &Key, value: emacs_value) -> LResult<bool> {
+        self.storage.admit(lx, k.v, value)?;
         if self.raw.reserve_one().is_err() {
             return Err(error::memory(lx));
         }
@@ -232,6 +235,60 @@ impl Handle {
     /// The table's test.
     pub fn test(&self) -> &Test {
         &self.test
+    }
+
+    /// Native storage: call `f` with each live entry's key and value
+    /// encodings, in iteration order, under one borrow (no Lisp).  False,
+    /// calling nothing, for Lisp storage.
+    pub fn each_native(&self, lx: Lx, mut f: impl FnMut(&[u8], &[u8])) -> LResult<bool> {
+        self.read(lx, |t| match t.storage.native() {
+            Some(n) => {
+                t.raw.iter().for_each(|(i, _)| n.with_entry(i, &mut f));
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Native storage: put KEY -> VALUE given as valid, canonical encodings
+    /// (a loaded file's), as `rhash-put` would, with no Lisp.  `rhash-unsupported`
+    /// for a key whose identity the table's test does not keep.
+    pub fn put_encoded(&self, lx: Lx, table: emacs_value, key: &[u8], value: &[u8]) -> LResult<()> {
+        self.check_mutable(lx, table)?;
+        let rule = match self.test {
+            Test::Native(rule) => rule,
+            _ => return Err(error::internal(lx, "encoded entries for Lisp storage")),
+        };
+        if !keys::keeps_identity(rule, key) {
+            let k = crate::native_storage::decode(lx, key)?;
+            return Err(error::unsupported_key(lx, "This native table's test does not keep this key's identity", k));
+        }
+        let meta = crate::native_storage::meta_of(key);
+        self.write(lx, |t| {
+            let n = t.storage.native().expect("a native test has native storage");
+            match n.find_encoded(&t.raw, meta, key) {
+                Some(i) => n.set_value_encoded(lx, i, value),
+                None => {
+                    t.raw.reserve_one().map_err(|_| error::memory(lx))?;
+                    let i = t.raw.next_insert_slot();
+                    n.set_encoded(lx, i, key, value)?;
+                    match t.raw.insert(meta, 0) {
+                        Ok(_) => Ok(()),
+                        Err(_) => {
+                            n.free(i);
+                            Err(error::memory(lx))
+                        }
+                    }
+                }
+            }
+        })??;
+        self.touch();
+        Ok(())
+    }
+
+    /// Whether the table keeps native copies of its keys and values.
+    pub fn is_native(&self) -> bool {
+        matches!(self.test, Test::Native(_))
     }
 
     /// The handle behind `v` if it is one of our tables; never signals.
@@ -374,6 +431,10 @@ impl Handle {
     /// running Lisp again).
     #[inline]
     pub fn find(&self, lx: Lx, l: &mut Lookup) -> LResult<Option<Found>> {
+        // Storage that compares keys itself (native): one Lisp-free probe.
+        if let Some(found) = self.read(lx, |t| t.storage.find_classified(&t.raw, &l.key))? {
+            return Ok(found.map(|(entry, slot)| Found { entry, slot }));
+        }
         // Numbers compare on their payloads: one Lisp-free probe.
         if matches!(l.key.kind(), keys::INT | keys::FLOAT) {
             let (meta, payload) = (l.key.meta, l.key.payload);
@@ -575,7 +636,10 @@ impl Handle {
         Ok(())
     }
 
-    fn new(test: Test, t: Table) -> Box<Handle> {
+    fn new(test: Test, mut t: Table) -> Box<Handle> {
+        if matches!(test, Test::Native(_)) && t.storage.native().is_none() {
+            t.storage = Store::for_test(&test);
+        }
         Box::new(Handle { test, t: RefCell::new(t), busy: Cell::new(0), gen: Cell::new(0), spec: Spec::default() })
     }
 

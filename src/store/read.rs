@@ -66,6 +66,9 @@ impl Handle {
     pub fn column(&self, lx: Lx, which: usize) -> LResult<emacs_value> {
         let mut cols = [false; 2];
         cols[which] = true;
+        if let Some(lists) = self.native_lists(lx, cols)? {
+            return Ok(lists[which]);
+        }
         match self.snapshot(lx, cols)? {
             Some(s) => lisp_list(lx, s.cols[which], s.len, s.live),
             None => Ok(g().nil()),
@@ -75,12 +78,40 @@ impl Handle {
     /// `(KEYS . VALUES)`: both lists read at one instant.
     pub fn pairs(&self, lx: Lx) -> LResult<emacs_value> {
         let gl = g();
+        if let Some([k, v]) = self.native_lists(lx, [true, true])? {
+            return lx.funcall(gl.f_cons.v(), &[k, v]);
+        }
         let Some(s) = self.snapshot(lx, [true, true])? else {
             return lx.funcall(gl.f_cons.v(), &[gl.nil(), gl.nil()]);
         };
         let k = lisp_list(lx, s.cols[0], s.len, s.live)?;
         let v = lisp_list(lx, s.cols[1], s.len, s.live)?;
         lx.funcall(gl.f_cons.v(), &[k, v])
+    }
+}
+
+impl Handle {
+    /// Native storage: the live keys and/or values (`cols`) as fresh lists,
+    /// in iteration order.  The encodings are copied out under one borrow
+    /// and decoded after it: decoding allocates, and Lisp run by a GC then
+    /// may change the table, which the copy no longer depends on.  `None`
+    /// for Lisp storage.
+    fn native_lists(&self, lx: Lx, cols: [bool; 2]) -> LResult<Option<[emacs_value; 2]>> {
+        let copied = self.read(lx, |t| t.storage.native().map(|n| n.copy_out(t.raw.iter().map(|(i, _)| i), cols)))?;
+        let Some(copied) = copied else { return Ok(None) };
+        let gl = g();
+        let mut out = [gl.nil(); 2];
+        for k in (0..2).filter(|&k| cols[k]) {
+            let mut items = Vec::with_capacity(copied.len());
+            for (i, kv) in copied.iter().enumerate() {
+                if quit_requested(lx, i + 1) {
+                    return Err(crate::ffi::Exit);
+                }
+                items.push(crate::native_storage::decode(lx, if k == 0 { &kv.0 } else { &kv.1 })?);
+            }
+            out[k] = lx.funcall(gl.f_list.v(), &items)?;
+        }
+        Ok(Some(out))
     }
 }
 
