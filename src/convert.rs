@@ -177,29 +177,11 @@ impl Encoding {
 
     /// The direct path's atoms: fixnums, floats, strings, nil and t read in
     /// place.  `None`: take the official way.
+    #[inline]
     fn one_direct(&mut self, l: &Layout, v: emacs_value, out: &mut Vec<u8>) -> Option<Result<(), Refused>> {
-        // SAFETY: the direct path is on (`l` exists: check `box`) and `v` is
-        // a value of the current call.
-        let o = unsafe { direct::obj(v) };
-        let mut e = Encoder::new(out);
-        if let Some(i) = direct::fixnum(o) {
-            e.int(i);
-        } else if let Some(bits) = direct::float_bits(o) {
-            e.float(bits);
-        } else if o.bits() == 0 {
-            // `nil` is 0 (check `symbol`).
-            e.nil();
-        } else if let Some((bytes, multibyte)) = {
-            // SAFETY: the slice is used before any env call (none below).
-            unsafe { direct::string_mb(o) }
-        } {
-            e.string(bytes, multibyte);
-        } else {
-            let _ = l;
-            return None;
-        }
-        Some(Ok(()))
+        encode_atom_direct(l, v, out).then_some(Ok(()))
     }
+
 
     /// An interned symbol by name; uninterned ones are not plain data.
     fn symbol(&mut self, lx: Lx, v: emacs_value, out: &mut Vec<u8>) -> Result<(), Refused> {
@@ -251,6 +233,58 @@ impl Encoding {
         }
         Ok(())
     }
+}
+
+/// Encode `v` into `out` if it is an atom the direct path reads in place
+/// (a fixnum, float, string or nil); false, writing nothing, otherwise.
+/// A failed reservation writes nothing either (the caller checks).
+#[inline]
+pub fn encode_atom_direct(_: &Layout, v: emacs_value, out: &mut Vec<u8>) -> bool {
+    // SAFETY: the direct path is on (a `Layout` exists: check `box`) and
+    // `v` is a value of the current call.
+    let o = unsafe { direct::obj(v) };
+    let mut e = Encoder::new(out);
+    if let Some(i) = direct::fixnum(o) {
+        e.int(i);
+    } else if let Some(bits) = direct::float_bits(o) {
+        e.float(bits);
+    } else if o.bits() == 0 {
+        // `nil` is 0 (check `symbol`).
+        e.nil();
+    } else if let Some((bytes, multibyte)) = {
+        // SAFETY: the slice is used before any env call (none below).
+        unsafe { direct::string_mb(o) }
+    } {
+        e.string(bytes, multibyte);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// A fresh Lisp object for an atom's encoding without walking it (ints,
+/// floats, nil, t, strings); `None` for symbols and containers.
+#[inline]
+pub fn decode_atom(lx: Lx, enc: &[u8]) -> Option<LResult<emacs_value>> {
+    let gl = g();
+    let r = match enc.first()? {
+        &plain::TAG_NIL => Ok(gl.nil()),
+        &plain::TAG_T => Ok(gl.t.v()),
+        &plain::TAG_INT | &plain::TAG_FLOAT | &plain::TAG_STRING | &plain::TAG_STRING_MB => {
+            let mut out = None;
+            plain::walk(enc, |item| {
+                out = Some(match item {
+                    Item::Int(i) => lx.make_integer(i),
+                    Item::Float(bits) => lx.make_float(f64::from_bits(bits)),
+                    Item::Str { bytes, multibyte } => make_string(lx, bytes, multibyte, &mut Vec::new()),
+                    _ => Ok(gl.nil()),
+                })
+            });
+            out?
+        }
+        _ => return None,
+    };
+    Some(r)
 }
 
 /// The internal bytes of string `v` (multibyte or not) into `buf`.

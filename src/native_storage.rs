@@ -14,7 +14,8 @@
 //! `meta(KEY, plain::hash(key bytes))`; `pending` holds the encodings
 //! `admit` made, for the `set` that follows it in the same step.
 
-use crate::convert::{Decoding, Encoding, Refused};
+use crate::convert::{self, Decoding, Encoding, Refused};
+use crate::direct;
 use crate::error::refused;
 use crate::error;
 use crate::ffi::{LResult, Lx};
@@ -56,7 +57,9 @@ impl NativeStorage {
         let k = CLASSIFIED.with(|c| {
             let mut buf = c.borrow_mut();
             buf.clear();
-            match encode(lx, key, &mut buf) {
+            let atom = direct::layout().is_some_and(|l| convert::encode_atom_direct(l, key, &mut buf) && !buf.is_empty());
+            let r = if atom { Ok(()) } else { encode(lx, key, &mut buf) };
+            match r {
                 Ok(()) if keeps_identity(rule, &buf) => Ok(meta(KEY, plain::hash(&buf))),
                 Ok(()) | Err(Refused::NotPlain(_) | Refused::Circular(_)) => Ok(meta(ABSENT, 0)),
                 Err(Refused::Memory) => Err(error::memory(lx)),
@@ -110,12 +113,53 @@ impl NativeStorage {
     }
 
     pub fn key(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        let bytes = self.store.borrow().key(i).to_vec();
+        let store = self.store.borrow();
+        if let Some(v) = convert::decode_atom(lx, store.key(i)) {
+            return v;
+        }
+        let bytes = store.key(i).to_vec();
+        drop(store);
         decode(lx, &bytes)
     }
 
+    /// Entry `i`'s value, a fixnum written into `out` (a value box of this
+    /// call) on the direct path, else a fresh object.
+    #[inline]
+    pub fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value> {
+        if direct::layout().is_some() {
+            let fix = {
+                let store = self.store.borrow();
+                let enc = store.value(i);
+                if enc.first() == Some(&plain::TAG_INT) {
+                    let mut n = None;
+                    plain::walk(enc, |item| {
+                        if let plain::Item::Int(v) = item {
+                            n = Some(v);
+                        }
+                    });
+                    n
+                } else {
+                    None
+                }
+            };
+            if let Some(n) = fix {
+                // SAFETY: the direct path is on; `out` is a value box of this
+                // call (caller; check `return`); an INT encoding is in the
+                // fixnum range (docs/file-format.md, canonical form).
+                unsafe { direct::set_box(out, direct::make_fixnum(n)) };
+                return Ok(out);
+            }
+        }
+        self.value(lx, i)
+    }
+
     pub fn value(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        let bytes = self.store.borrow().value(i).to_vec();
+        let store = self.store.borrow();
+        if let Some(v) = convert::decode_atom(lx, store.value(i)) {
+            return v;
+        }
+        let bytes = store.value(i).to_vec();
+        drop(store);
         decode(lx, &bytes)
     }
 

@@ -710,7 +710,7 @@ impl Storage for Store {
     fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value> {
         match self {
             Store::Lisp(s) => s.value_to(lx, i, out),
-            Store::Native(n) => n.value(lx, i),
+            Store::Native(n) => n.value_to(lx, i, out),
         }
     }
 
