@@ -329,6 +329,9 @@ pub fn classify(lx: Lx, plan: Plan, v: emacs_value, spec: &Spec) -> LResult<Look
         return Ok(Lookup::plain(classify_user_hash(lx, v, r)?));
     }
     if let Some(l) = direct::layout() {
+        if let Some(k) = classify_quick(l, plan, v) {
+            return Ok(Lookup::plain(k));
+        }
         // SAFETY: the direct path is on (check `box`) and `v` is a live
         // value of the current call.
         let o = unsafe { direct::obj(v) };
@@ -407,41 +410,21 @@ pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bo
     }
 }
 
-/// The direct path's classification; `None` sends `v` to the typed path.
-#[inline(always)]
+/// The direct path's classification of the keys `classify_quick`
+/// declines: a symbol with position is its bare symbol while
+/// `symbols-with-pos-enabled` (then `eq`, `equal` and their hashes see
+/// through it), otherwise an object of its own, which `eq` and `eql` hash
+/// by identity and `equal` with `sxhash-equal`.  `None` sends `v` to the
+/// typed path (that case, bignums, and under `equal` conses, vectors,
+/// markers...: `type-of` says what they are).
+#[inline]
 fn classify_direct(lx: Lx, l: &Layout, plan: Plan, v: emacs_value, o: Obj) -> LResult<Option<Key>> {
-    if let Some(i) = direct::fixnum(o) {
-        return Ok(Some(int_key(v, i)));
-    }
-    let equal = matches!(plan, Plan::Equal);
-    if !matches!(plan, Plan::Eq) {
-        if let Some(bits) = direct::float_bits(o) {
-            return Ok(Some(float_key(v, bits)));
-        }
-        if l.is_bignum(o) {
-            return Ok(None);
-        }
-    }
-    // A symbol with position is its bare symbol while
-    // `symbols-with-pos-enabled` (then `eq`, `equal` and their hashes see
-    // through it); otherwise an object of its own, which `equal` hashes
-    // with `sxhash-equal` (the typed path: `type-of` says
-    // `symbol-with-pos` then).
-    let hashed = match l.sympos_bare(o) {
-        Some(bare) if sympos_enabled(lx)? => bare,
-        Some(_) if equal => return Ok(None),
-        _ => o,
+    let Some(bare) = l.sympos_bare(o) else { return Ok(None) };
+    let hashed = match sympos_enabled(lx)? {
+        true => bare,
+        false if matches!(plan, Plan::Equal) => return Ok(None),
+        false => o,
     };
-    if equal && hashed == o {
-        // SAFETY: the bytes are hashed before any call that may GC.
-        if let Some((bytes, single)) = unsafe { direct::string(o) } {
-            return Ok(Some(str_key(v, bytes, single)));
-        }
-        if !direct::is_symbol(o) {
-            return Ok(None);
-        }
-    }
-    // Identity: `eq` keys, `eql` non-numbers, `equal` symbols.
     Ok(Some(Key { v, meta: meta(IDENT, hash_u64(hashed.bits(), IDENT)), payload: o.bits() | IDENT_BITS }))
 }
 

@@ -322,6 +322,35 @@ effect, as in a built-in table, and the operation still does its part."
                (should-not (rhash-contains-p (rhash-interrupt--key test 3) table))
                (should (eq (rhash-get (rhash-interrupt--key test 100) table) 'added))))))))))
 
+;; A copy sizes its new storage first, then copies with no Lisp in
+;; between; a table that GC-run Lisp grows or shrinks during that
+;; allocation must make it measure again (not loop, not copy a part).
+;; (`rhash-compact' holds its table busy meanwhile: such a change is
+;; refused there.)
+(ert-deftest rhash-interrupt-copy-measures-again ()
+  (dolist (test '(eq equal))
+    (dolist (change (list (lambda (table)
+                            (dotimes (i 20)
+                              (rhash-put (rhash-interrupt--key test (+ 200 i)) 'grown table)))
+                          (lambda (table)
+                            (dotimes (i 4)
+                              (rhash-remove (rhash-interrupt--key test i) table)))))
+      (let (before after result)
+        (rhash-interrupt--each
+         (lambda ()
+           (let ((table (rhash-interrupt--table test 8)))
+             (setq before (rhash-interrupt--walk table) after nil result nil)
+             table))
+         (lambda (table) (funcall change table) (setq after (rhash-interrupt--walk table)))
+         (lambda (table) (setq result (rhash-copy table)))
+         (lambda (table ran k)
+           (should (equal (list k (rhash-interrupt--problem table)) (list k nil)))
+           (should (equal (rhash-interrupt--walk table) (if ran after before)))
+           (when result
+             (should-not (rhash-interrupt--problem result))
+             (should (member (rhash-interrupt--walk result)
+                             (if ran (list before after) (list before)))))))))))
+
 (defvar rhash-interrupt--finalizer-errors nil
   "Errors signalled by the test finalizers.")
 

@@ -18,23 +18,17 @@ impl Handle {
     /// of `len` places is allocated (Lisp calls), then, with no Lisp, `fill`
     /// writes each entry's key and value at its place in the new columns
     /// and returns the index describing them, and both are installed.
-    /// `fill` gets `None` when it must not run (the table changed during
-    /// the allocation and `retry` says to start over).
-    fn assemble(
-        &self,
-        lx: Lx,
-        len: usize,
-        fill: impl Fn(Lx, &[Slots; 2]) -> LResult<Option<RawTable>>,
-    ) -> LResult<()> {
-        loop {
-            let cell = self.new_cell(lx)?;
-            let cols = [Slots::new(lx, holes(lx, len)?)?, Slots::new(lx, holes(lx, len)?)?];
-            // No Lisp runs from here on.
-            let Some(raw) = fill(lx, &cols)? else { continue };
-            self.install_storage(lx, [cols[0].value(), cols[1].value()], len, cell)?;
-            self.write(lx, |t| t.raw = raw)?;
-            return Ok(());
-        }
+    /// `fill` returns `None` when what it copies from changed during the
+    /// allocation so that `len` no longer fits: then nothing changes and
+    /// `assemble` returns false (the caller measures again and retries).
+    fn assemble(&self, lx: Lx, len: usize, fill: impl FnOnce(Lx, &[Slots; 2]) -> LResult<Option<RawTable>>) -> LResult<bool> {
+        let cell = self.new_cell(lx)?;
+        let cols = [Slots::new(lx, holes(lx, len)?)?, Slots::new(lx, holes(lx, len)?)?];
+        // No Lisp runs from here on.
+        let Some(raw) = fill(lx, &cols)? else { return Ok(false) };
+        self.install_storage(lx, [cols[0].value(), cols[1].value()], len, cell)?;
+        self.write(lx, |t| t.raw = raw)?;
+        Ok(true)
     }
 
     /// A new table with the same test, entries, order and capacity.
@@ -48,11 +42,10 @@ impl Handle {
             return Handle::new(self.test.try_clone(lx)?, t).into_lisp(lx);
         }
         let copy = Handle::new(self.test.try_clone(lx)?, Table::new(RawTable::new(), hint));
-        let len = self.read(lx, |t| t.storage.exists().then(|| t.storage.room()))?;
-        if let Some(len) = len {
-            // The index and storage as they are at one instant (after the
-            // allocation, which may run Lisp that changes this table).
-            copy.assemble(lx, len, |lx, cols| {
+        // The index and storage as they are at one instant (after the
+        // allocation, which may run Lisp that changes this table).
+        while let Some(len) = self.read(lx, |t| t.storage.exists().then(|| t.storage.room()))? {
+            let done = copy.assemble(lx, len, |lx, cols| {
                 self.read(lx, |t| {
                     if t.storage.room() > len {
                         return Ok(None);
@@ -62,6 +55,9 @@ impl Handle {
                     t.raw.try_clone().map(Some).map_err(|_| error::memory(lx))
                 })?
             })?;
+            if done {
+                break;
+            }
         }
         copy.into_lisp(lx)
     }
@@ -101,20 +97,24 @@ impl Handle {
                 t.hint = 0;
             });
         }
-        let n = self.read(lx, Table::len)?;
-        self.assemble(lx, n, |lx, cols| {
-            self.read(lx, |t| {
-                // (Lisp run by a GC during the allocation may have put
-                // entries: then allocate again.)
-                if t.raw.len() != n {
-                    return Ok(None);
-                }
-                let (raw, from) = t.raw.compacted().map_err(|_| error::memory(lx))?;
-                t.storage.copy_entries(lx, from.iter().copied().zip(0..), cols)?;
-                Ok(Some(raw))
-            })?
-        })?;
-        self.write(lx, |t| t.hint = 0)
+        loop {
+            let n = self.read(lx, Table::len)?;
+            let done = self.assemble(lx, n, |lx, cols| {
+                self.read(lx, |t| {
+                    // (Lisp run by a GC during the allocation may have put
+                    // or removed entries: then measure and allocate again.)
+                    if t.raw.len() != n {
+                        return Ok(None);
+                    }
+                    let (raw, from) = t.raw.compacted().map_err(|_| error::memory(lx))?;
+                    t.storage.copy_entries(lx, from.iter().copied().zip(0..), cols)?;
+                    Ok(Some(raw))
+                })?
+            })?;
+            if done {
+                return self.write(lx, |t| t.hint = 0);
+            }
+        }
     }
 }
 
