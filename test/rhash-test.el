@@ -61,7 +61,8 @@ Check every result and the final order; return the rhash table."
     (should (null (rhash-map #'ignore r)))
     (should (eq (rhash-weakness r) nil))
     (should (eq (rhash-p r) t))
-    (should (eq (rhash-p (make-hash-table)) nil))
+    ;; Without the module every table is a built-in one.
+    (should (eq (rhash-p (make-hash-table)) (not rhash--module)))
     (should (eq (rhash-p nil) nil))))
 
 (ert-deftest rhash-test-replace-keeps-first-key-and-place ()
@@ -118,7 +119,8 @@ Check every result and the final order; return the rhash table."
     (should (= (rhash-count (rhash-from-plist '(a 1 a 2 b 3))) 2))
     (should-error (rhash-from-plist '(a 1 b)) :type 'wrong-type-argument)
     (should-error (rhash-from-hash-table 5) :type 'wrong-type-argument)
-    (should-error (rhash-to-hash-table (make-hash-table)) :type 'wrong-type-argument)))
+    (when rhash--module
+      (should-error (rhash-to-hash-table (make-hash-table)) :type 'wrong-type-argument))))
 
 ;; The conversions hand their vectors to `rhash--adopt'; a new table
 ;; takes them over, compacting duplicates in place.
@@ -140,6 +142,8 @@ Check every result and the final order; return the rhash table."
          (should (= n (rhash-count r))))))
 
 (ert-deftest rhash-test-adopt-into-used-table-and-bad-input ()
+  ;; The module's internal `rhash--adopt'.
+  (skip-unless rhash--module)
   (let ((r (rhash-make)))
     (rhash-put 'x 0 r)
     ;; A table that has entries gets repeated puts.
@@ -155,6 +159,8 @@ Check every result and the final order; return the rhash table."
   (lambda (k) (if (eq k 'boom) (throw 'rhash-test--boom k) (sxhash-equal k))))
 
 (ert-deftest rhash-test-adopt-exit-leaves-table-empty ()
+  ;; The module's internal `rhash--adopt'.
+  (skip-unless rhash--module)
   (let* ((r (rhash-make :test 'rhash-test--throwing))
          (keys (vector 'a 'b 'boom 'c))
          (vals (vector 1 2 3 4)))
@@ -434,7 +440,9 @@ Check every result and the final order; return the rhash table."
 ;;;; Wrong types
 
 (ert-deftest rhash-test-wrong-type-argument ()
-  (dolist (bad (list 1 "s" nil 'sym (make-hash-table) (list 1) [1] 1.5))
+  (dolist (bad (append (list 1 "s" nil 'sym (list 1) [1] 1.5)
+                      ;; Without the module a built-in table is a table.
+                      (and rhash--module (list (make-hash-table)))))
     (dolist (f (list (lambda (x) (rhash-get 'k x)) (lambda (x) (rhash-get 'k x 'd))
                      (lambda (x) (rhash-put 'k 'v x)) (lambda (x) (rhash-remove 'k x))
                      (lambda (x) (rhash-clear x)) (lambda (x) (rhash-map #'ignore x))
@@ -448,7 +456,68 @@ Check every result and the final order; return the rhash table."
   (should (equal (func-arity #'rhash-get) '(2 . 3)))
   (should (equal (func-arity #'rhash-put) '(3 . 3)))
   (should (equal (func-arity #'rhash-make) '(0 . many)))
-  (should-error (rhash-get 'a (rhash-make) 1 2) :type 'wrong-number-of-arguments))
+  ;; Called through a variable: the byte-compiler would refuse the call.
+  (let ((get 'rhash-get))
+    (should-error (funcall get 'a (rhash-make) 1 2) :type 'wrong-number-of-arguments)))
+
+(declare-function help-function-arglist "help" (def &optional preserve-names))
+
+(defun rhash-test--arity-error (name nargs)
+  "The arity error expected of a call of NAME with NARGS arguments.
+With the module the data names the function, as the built-ins' do:
+\(wrong-number-of-arguments NAME NARGS).  In the Lisp fallback the
+functions are Lisp functions, for which Emacs gives
+\(wrong-number-of-arguments (MIN . MAX) NARGS)."
+  (list 'wrong-number-of-arguments
+        (if rhash--module
+            name
+          ;; What Emacs gives for a compiled Lisp function of NAME's arity.
+          (let ((ref (byte-compile `(lambda ,(help-function-arglist name t) nil))))
+            (nth 1 (rhash-test--error-of
+                    (lambda () (apply ref (make-list nargs nil)))))))
+        nargs))
+
+(ert-deftest rhash-test-arity-error-names-function ()
+  "A wrong number of arguments names the function and the count."
+  (let ((tbl (rhash-make)))
+    (dolist (call `((rhash-put 1 ,tbl) (rhash-put) (rhash-get 1) (rhash-get 1 ,tbl nil nil)
+                    (rhash-remove 1) (rhash-count) (rhash-count ,tbl ,tbl)
+                    (rhash-contains-p 1) (rhash-keys) (rhash-union ,tbl)
+                    (rhash-get-many) (rhash-merge) (rhash-equal ,tbl)))
+      (let ((name (car call)) (args (cdr call)))
+        (should (equal (list name (rhash-test--error-of (lambda () (apply name args))))
+                       (list name (rhash-test--arity-error name (length args)))))))))
+
+(ert-deftest rhash-test-arity-warnings ()
+  "The byte-compiler warns about a wrong number of arguments, as for `puthash'."
+  (let* ((dir (make-temp-file "rhash-arity-" t))
+         (file (expand-file-name "rhash-arity-user.el" dir)))
+    (unwind-protect
+        (progn
+          (with-temp-file file
+            (insert ";;; rhash-arity-user.el --- -*- lexical-binding: t; -*-\n"
+                    "(require 'rhash)\n"
+                    "(defun rhash-arity-user-bad (tbl)\n"
+                    "  (list (rhash-put 1 tbl) (rhash-get 1 tbl 2 3) (rhash-count)\n"
+                    "        (rhash-union tbl)))\n"
+                    "(defun rhash-arity-user-good (tbl)\n"
+                    "  (list (rhash-put 1 2 tbl) (rhash-get 1 tbl) (rhash-get 1 tbl 0)\n"
+                    "        (rhash-merge tbl tbl tbl) (rhash-equal tbl tbl #'eq)))\n"))
+          (let ((byte-compile-log-buffer "*rhash-arity-log*")
+                (byte-compile-dest-file-function (lambda (_) (concat file "c"))))
+            (when (get-buffer byte-compile-log-buffer)
+              (kill-buffer byte-compile-log-buffer))
+            (let ((inhibit-message t)) (byte-compile-file file))
+            (let ((log (with-current-buffer byte-compile-log-buffer (buffer-string))))
+              (dolist (w '("rhash-put.? called with 2 arguments"
+                           "rhash-get.? called with 4 arguments"
+                           "rhash-count.? called with 0 arguments"
+                           "rhash-union.? called with 1 argument"))
+                (should (string-match-p w log)))
+              ;; Nothing about the good calls.
+              (should (= 4 (cl-count-if (lambda (l) (string-match-p "called with" l))
+                                        (split-string log "\n")))))))
+      (delete-directory dir t))))
 
 ;;;; Places and map.el
 
@@ -499,6 +568,8 @@ Check every result and the final order; return the rhash table."
 ;;;; Printing
 
 (ert-deftest rhash-test-printing ()
+  ;; Without the module tables are built-in ones and print as such.
+  (skip-unless rhash--module)
   (let ((r (rhash-make :test 'equal)))
     (rhash-put "a" 1 r)
     (should (equal (cl-prin1-to-string r) "#<rhash equal 1>"))
