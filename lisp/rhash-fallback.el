@@ -116,7 +116,7 @@ cannot make weak references" (car weak))))
   (puthash table t rhash-fallback--native))
 
 (defun rhash-fallback--new (storage test size)
-  "A new table of STORAGE (lisp or native), TEST and SIZE."
+  "Return a new table of STORAGE (`lisp' or `native'), TEST and SIZE."
   (let ((table (make-hash-table :test test :size size)))
     (when (eq storage 'native)
       (rhash-fallback--set-native table))
@@ -194,7 +194,7 @@ Like `copy-hash-table' (a weak TABLE gives a table that is not weak)."
   (max (hash-table-size table) (hash-table-count table)))
 
 (defun rhash-weakness (table)
-  "Return nil: tables made by `rhash-make' are never weak."
+  "Return the weakness of TABLE: nil for tables made by `rhash-make'."
   (rhash-fallback--check table)
   (hash-table-weakness table))
 
@@ -230,7 +230,7 @@ Like `copy-hash-table' (a weak TABLE gives a table that is not weak)."
 ;;;; Internals shared with the module's tests
 
 (defun rhash--hole ()
-  "A marker that no table holds (the module marks free slots with one)."
+  "Return a marker that is never in a table (as the module's free slots)."
   rhash-fallback--absent)
 
 (defun rhash--adopt (table keys vals)
@@ -348,7 +348,7 @@ Return TABLE."
   table)
 
 (defun rhash-merge-with (function table &rest sources)
-  "As `rhash-merge', but a key TABLE holds gets (FUNCTION OLD NEW).
+  "As `rhash-merge', but a key in TABLE gets (FUNCTION OLD NEW).
 Return TABLE."
   (rhash-fallback--check table)
   (dolist (s sources) (rhash-fallback--check s))
@@ -380,7 +380,7 @@ Return TABLE."
     r))
 
 (defun rhash-intersection (a b)
-  "A new table: A's entries whose keys B holds, in A's order."
+  "Return a new table of A's entries whose keys are in B, in A's order."
   (rhash-fallback--check a)
   (rhash-fallback--check b)
   (let ((r (rhash-fallback--like a)))
@@ -616,7 +616,7 @@ data nested at most 10000 deep."
   (insert n))
 
 (defun rhash-fallback--bytes-of (s)
-  "The bytes of string S as Emacs holds them (a unibyte string)."
+  "Return the bytes of string S in Emacs's own form, a unibyte string."
   (if (multibyte-string-p s)
       (with-no-warnings (string-as-unibyte s))
     s))
@@ -864,7 +864,7 @@ is."
         (if (eq what 'offset) pos (one))))))
 
 (defun rhash-fallback--u (bytes start n)
-  "The N-byte little-endian natural number in BYTES at START."
+  "Return the little-endian natural number of N bytes in BYTES at START."
   (let ((v 0) (i (1- n)))
     (while (>= i 0)
       (setq v (+ (ash v 8) (aref bytes (+ start i))) i (1- i)))

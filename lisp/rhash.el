@@ -32,6 +32,10 @@
 ;; Differences from the built-ins: tables are never weak (`:weakness'
 ;; signals `rhash-unsupported'), and the printed form is a summary
 ;; that cannot be read back.  See README.md.
+;;
+;; Where no module can be loaded, rhash goes on in Lisp on built-in
+;; hash tables (rhash-fallback.el): slower, same results.
+;; `M-x rhash-module-info' says which one runs.
 
 ;;; Code:
 
@@ -53,9 +57,11 @@
 
 (defcustom rhash-module-always-compile nil
   "Non-nil means build a missing or stale rhash module without asking.
-When nil, interactive Emacs asks before building it, and batch Emacs
-signals an error that says how to build it.  Building runs cargo, the
-Rust build tool, on the sources that come with rhash.el."
+When nil, interactive Emacs asks before building it; batch Emacs
+\(or a declined or failed build) goes on without the module, in the
+Lisp fallback, with a message that says how to build it.  Building
+runs cargo, the Rust build tool, on the sources that come with
+rhash.el."
   :type 'boolean)
 
 (defconst rhash--version "0.1.0"
@@ -333,7 +339,7 @@ other sources than those beside rhash.el, is stale.  Signal
             (signal 'rhash--no-module (list (format "After a rebuild: %s" again)))))))))
 
 (defun rhash--choose ()
-  "Load the module, or return why rhash goes on in Lisp without it."
+  "Load the module; else return why rhash must go on in Lisp without it."
   (cond
    ((equal (getenv "RHASH_NO_MODULE") "1")
     "RHASH_NO_MODULE=1 is set")
@@ -437,7 +443,8 @@ ARITY is (MIN . MAX) as `func-arity' gives it."
                     (t (format "accepts only %d" max)))))))
 
 (defun rhash--check-arity (form &rest _args)
-  "Compiler macro: warn when FORM calls a module function with bad arity.
+  "Warn if FORM has a call of a module function with bad arity.
+A compiler macro.
 Return FORM unchanged."
   (let* ((name (car form))
          (msg (and (fboundp name)

@@ -27,9 +27,9 @@
 (declare-function rhash-storage "rhash-module" (table))
 (declare-function rhash-plain-data-p "rhash-module" (object))
 
-(defmacro rhash-file-test--needs-files ()
-  "Skip unless the loaded rhash can save and load tables."
-  '(skip-unless (and (fboundp 'rhash-save) (fboundp 'rhash-load))))
+(defun rhash-file-test--files-p ()
+  "Non-nil if the loaded rhash can save and load tables."
+  (and (fboundp 'rhash-save) (fboundp 'rhash-load)))
 
 (defconst rhash-file-test--data
   (let ((root (locate-dominating-file default-directory "Cargo.toml")))
@@ -168,7 +168,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
 
 (ert-deftest rhash-file-round-trip ()
   "What is saved loads back: test, storage, entries and their order."
-  (rhash-file-test--needs-files)
+  (skip-unless (rhash-file-test--files-p))
   (rhash-file-test--with-dir dir
     (dolist (g (rhash-file-test--golden))
       (let ((file (expand-file-name (concat (car g) ".rht") dir)))
@@ -198,7 +198,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
 
 (ert-deftest rhash-file-golden ()
   "The golden files load as the tables they hold and are written again byte for byte."
-  (rhash-file-test--needs-files)
+  (skip-unless (rhash-file-test--files-p))
   (skip-unless rhash-file-test--data)
   (rhash-file-test--with-dir dir
     (dolist (g (rhash-file-test--golden))
@@ -212,7 +212,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
 
 (ert-deftest rhash-file-save-refuses-non-plain ()
   "Non-plain data: the error, FILE untouched, no temporary file left."
-  (rhash-file-test--needs-files)
+  (skip-unless (rhash-file-test--files-p))
   (rhash-file-test--with-dir dir
     (let ((file (expand-file-name "t.rht" dir))
           (good (rhash-from-alist '((a . 1))))
@@ -264,7 +264,7 @@ VERSION and FLAGS default to 1 and 0; the checksum is right."
 
 (ert-deftest rhash-file-damaged ()
   "Damaged files signal `rhash-file-error' naming the reason and the file."
-  (rhash-file-test--needs-files)
+  (skip-unless (rhash-file-test--files-p))
   (rhash-file-test--with-dir dir
     (let* ((file (expand-file-name "d.rht" dir))
            ;; storage lisp, test `equal', then 1 => "a".

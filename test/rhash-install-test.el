@@ -102,12 +102,12 @@ Return (STATUS . OUTPUT), OUTPUT being stdout and stderr together."
   "^rhash runs in Lisp without its module (slower): "
   "The start of the message of the Lisp fallback.")
 
-(defmacro rhash-install-test--direct-mode-only ()
-  "Skip the test unless this run is in the direct mode.
+(defun rhash-install-test--direct-mode-p ()
+  "Non-nil if this run is in the direct mode.
 Install tests run child Emacsen that look for the module in any mode:
-one mode is enough."
-  '(skip-unless (not (or (equal (getenv "RHASH_NO_DIRECT") "1")
-                         (equal (getenv "RHASH_NO_MODULE") "1")))))
+they run in one mode only."
+  (not (or (equal (getenv "RHASH_NO_DIRECT") "1")
+           (equal (getenv "RHASH_NO_MODULE") "1"))))
 
 (ert-deftest rhash-install-module-info ()
   "The module reports its version, rhash.el's, and the direct path status.
@@ -155,7 +155,7 @@ one mode is enough."
   "Batch Emacs, option nil: a missing module means the Lisp fallback.
 One message, whose first line names the fix: the command, the
 directory and the option."
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (rhash-install-test--copy dir)
     (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
@@ -181,7 +181,7 @@ directory and the option."
 
 (ert-deftest rhash-install-missing-no-sources ()
   "Without Cargo.toml near rhash.el the message says the sources are missing."
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir)))
       (make-directory pkg)
@@ -194,7 +194,7 @@ directory and the option."
 
 (ert-deftest rhash-install-no-module-support ()
   "An Emacs without module support runs rhash in Lisp, saying why."
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (rhash-install-test--copy dir)
     (let* ((out (cdr (rhash-install-test--run
@@ -207,7 +207,7 @@ directory and the option."
 
 (ert-deftest rhash-install-no-cargo ()
   "With the option set but no cargo anywhere: the fallback, with the message."
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (empty (expand-file-name "empty/" dir)))
@@ -231,7 +231,7 @@ It says what it does before cargo runs, and shows cargo's output.  In
 a package directory (Cargo.toml beside rhash.el) the build tree is
 removed afterwards."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
@@ -261,7 +261,7 @@ removed afterwards."
   "After a require that fell back, `rhash-module-compile' builds once in batch.
 It keeps cargo's log in its buffer and says that a restart is needed."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
@@ -286,10 +286,26 @@ It keeps cargo's log in its buffer and says that a restart is needed."
                          (buffer-string))
                        "build --release\n"))))))
 
+(ert-deftest rhash-install-rebuild-says-restart ()
+  "Rebuilding while the module is loaded says that a restart is needed."
+  (skip-unless rhash-install-test--module)
+  (skip-unless (rhash-install-test--direct-mode-p))
+  (rhash-install-test--with-dir dir
+    (let ((bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
+      (rhash-install-test--copy dir)
+      (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
+      (copy-file rhash-install-test--module (rhash-install-test--target dir))
+      (let ((out (cdr (rhash-install-test--run
+                       dir `(progn ,rhash-install-test--report
+                                   (rhash-module-compile))
+                       bin))))
+        (should (string-match-p "^loaded .* module t$" out))
+        (should (string-match-p "restart Emacs to use the new module" out))))))
+
 (ert-deftest rhash-install-command-loads-and-builds-once ()
   "`rhash-module-compile' as the command that loads rhash builds once, unasked."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
@@ -319,7 +335,7 @@ It keeps cargo's log in its buffer and says that a restart is needed."
   "A source checkout: the module goes to lisp/, target/ is kept.
 There rhash.el is in lisp/ and Cargo.toml in its parent."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((lisp (expand-file-name "lisp/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
@@ -339,7 +355,7 @@ There rhash.el is in lisp/ and Cargo.toml in its parent."
 Batch Emacs goes on in the fallback; the message's first line says how
 to rebuild."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (rhash-install-test--copy dir "9.9.9")
     (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
@@ -369,7 +385,7 @@ sources.  With the sources it was built from, the module loads."
   (skip-unless (and rhash-install-test--module rhash-install-test--root
                     (equal (plist-get (rhash-module-info) :source-hash)
                            (rhash--source-hash rhash-install-test--root))))
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (let ((lisp (expand-file-name "lisp/" dir)))
       (make-directory lisp)
@@ -393,7 +409,7 @@ sources.  With the sources it was built from, the module loads."
 (ert-deftest rhash-install-unload-reload ()
   "`unload-feature' removes hook and printer; `require' works again."
   (skip-unless rhash-install-test--module)
-  (rhash-install-test--direct-mode-only)
+  (skip-unless (rhash-install-test--direct-mode-p))
   (rhash-install-test--with-dir dir
     (rhash-install-test--copy dir)
     (copy-file rhash-install-test--module (rhash-install-test--target dir))
