@@ -298,7 +298,10 @@ new module."
                (rhash--source-directory)
                (y-or-n-p (format "%s.  Build it now with cargo? " problem))))
       (condition-case err
-          (setq rhash--load-built (rhash--compile))
+          (let ((file (rhash--compile)))
+            (when (eq this-command 'rhash-module-compile)
+              (setq rhash--load-built file))
+            file)
         (error (signal 'rhash--no-module
                        (list (format "%s, and building it failed (%s); %s"
                                      problem (error-message-string err)
