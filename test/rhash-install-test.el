@@ -192,6 +192,27 @@ directory and the option."
         (should (string-match-p "The rhash module .* is missing" line))
         (should (string-match-p "Cargo.toml" line))))))
 
+(ert-deftest rhash-install-declined-build ()
+  "Interactive Emacs asks before building; declined, rhash runs in Lisp."
+  (skip-unless (rhash-install-test--direct-mode-p))
+  (rhash-install-test--with-dir dir
+    (rhash-install-test--copy dir)
+    (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
+    (let ((out (cdr (rhash-install-test--run
+                     dir '(let ((prompts nil))
+                            ;; (A child process: its `y-or-n-p' says no.)
+                            (fset 'y-or-n-p (lambda (prompt) (push prompt prompts) nil))
+                            (let ((noninteractive nil)) (require 'rhash))
+                            (princ (format "asked %S\nmodule %S\nreason %s\n"
+                                           prompts (plist-get (rhash-module-info) :module)
+                                           (plist-get (rhash-module-info) :reason))))))))
+      (should (string-match-p "^asked (\"The rhash module .* is missing.  Build it now with cargo\\? \")$"
+                              out))
+      (should (string-match-p "^module nil$" out))
+      (should (string-match-p "^reason The rhash module .* is missing; build it with M-x rhash-module-compile"
+                              out))
+      (should-not (file-exists-p (rhash-install-test--target dir))))))
+
 (ert-deftest rhash-install-no-module-support ()
   "An Emacs without module support runs rhash in Lisp, saying why."
   (skip-unless (rhash-install-test--direct-mode-p))
