@@ -425,15 +425,20 @@ it was built from."
 ;; fallback's), not of module functions: a compiler macro per module
 ;; function warns about a wrong number of arguments as the byte-compiler
 ;; does for `puthash'.  It returns the call unchanged (no cost at run
-;; time; the module itself signals the error).
-(defconst rhash--module-functions
-  '(rhash-p rhash-get rhash-put rhash-remove rhash-clear rhash-count rhash-copy
-    rhash-test rhash-size rhash-weakness rhash-keys rhash-values rhash-contains-p
-    rhash-empty-p rhash-get-many rhash-put-many rhash-merge rhash-merge-with
-    rhash-union rhash-intersection rhash-difference rhash-equal rhash-tally-into
-    rhash-uniq rhash-compact rhash-stats rhash-storage rhash-plain-data-p
-    rhash-save rhash-load)
-  "The public functions the module defines.")
+;; time; the module itself signals the error).  The arities are the
+;; contract's, written here: a module function that checks its own
+;; argument count (to name itself in the error) may declare any.
+(defconst rhash--module-arities
+  '((rhash-p 1 . 1) (rhash-get 2 . 3) (rhash-put 3 . 3) (rhash-remove 2 . 2)
+    (rhash-clear 1 . 1) (rhash-count 1 . 1) (rhash-copy 1 . 1) (rhash-test 1 . 1)
+    (rhash-size 1 . 1) (rhash-weakness 1 . 1) (rhash-keys 1 . 1) (rhash-values 1 . 1)
+    (rhash-contains-p 2 . 2) (rhash-empty-p 1 . 1) (rhash-get-many 2 . 3)
+    (rhash-put-many 3 . 3) (rhash-merge 1 . many) (rhash-merge-with 2 . many)
+    (rhash-union 2 . 2) (rhash-intersection 2 . 2) (rhash-difference 2 . 2)
+    (rhash-equal 2 . 3) (rhash-tally-into 2 . 2) (rhash-uniq 1 . 2)
+    (rhash-compact 1 . 1) (rhash-stats 1 . 1) (rhash-storage 1 . 1)
+    (rhash-plain-data-p 1 . 1) (rhash-save 2 . 2) (rhash-load 1 . many))
+  "The public functions the module defines, with their (MIN . MAX) arity.")
 
 (defun rhash--arity-warning (name n arity)
   "The warning for a call of NAME with N arguments, or nil if ARITY takes N.
@@ -450,8 +455,8 @@ ARITY is (MIN . MAX) as `func-arity' gives it."
 A compiler macro.
 Return FORM unchanged."
   (let* ((name (car form))
-         (msg (and (fboundp name)
-                   (rhash--arity-warning name (length (cdr form)) (func-arity name)))))
+         (arity (cdr (assq name rhash--module-arities)))
+         (msg (and arity (rhash--arity-warning name (length (cdr form)) arity))))
     (if msg
         ;; (Emacs 27 has it as `macroexp--warn-and-return'.)
         (funcall (if (fboundp 'macroexp-warn-and-return)
@@ -461,8 +466,8 @@ Return FORM unchanged."
       form)))
 
 (when rhash--module
-  (dolist (f rhash--module-functions)
-    (put f 'compiler-macro #'rhash--check-arity)))
+  (dolist (f rhash--module-arities)
+    (put (car f) 'compiler-macro #'rhash--check-arity)))
 
 ;; The module answers some questions by catching a signal (a fast path);
 ;; while such signals could be seen (`debug-on-signal',
@@ -897,9 +902,9 @@ module stays in the process (Emacs cannot unload one); a later
   (dolist (prop '(error-conditions error-message))
     (dolist (err '(rhash-unsupported rhash-file-error rhash--no-module))
       (put err prop nil)))
-  (dolist (f rhash--module-functions)
-    (when (eq (get f 'compiler-macro) #'rhash--check-arity)
-      (put f 'compiler-macro nil)))
+  (dolist (f rhash--module-arities)
+    (when (eq (get (car f) 'compiler-macro) #'rhash--check-arity)
+      (put (car f) 'compiler-macro nil)))
   (when (featurep 'rhash-fallback)
     (unload-feature 'rhash-fallback t))
   nil)

@@ -461,6 +461,7 @@ Check every result and the final order; return the rhash table."
     (should-error (funcall get 'a (rhash-make) 1 2) :type 'wrong-number-of-arguments)))
 
 (declare-function help-function-arglist "help" (def &optional preserve-names))
+(defvar rhash--module-arities)
 
 (defun rhash-test--arity-error (name nargs)
   "The arity error expected of a call of NAME with NARGS arguments.
@@ -491,6 +492,14 @@ functions are Lisp functions, for which Emacs gives
 
 (ert-deftest rhash-test-arity-warnings ()
   "The byte-compiler warns about a wrong number of arguments, as for `puthash'."
+  ;; The arities the warnings use are those of the functions (the
+  ;; fallback's are Lisp functions; a module function that checks its
+  ;; own count may declare (0 . many)).
+  (dolist (f rhash--module-arities)
+    (when (fboundp (car f))
+      (let ((arity (func-arity (car f))))
+        (unless (equal arity '(0 . many))
+          (should (equal (cons (car f) arity) f))))))
   (let* ((dir (make-temp-file "rhash-arity-" t))
          (file (expand-file-name "rhash-arity-user.el" dir)))
     (unwind-protect
