@@ -2,9 +2,12 @@
 #
 #   make          build the module lisp/rhash-module.so (.dylib, .dll: what
 #                 `(require 'rhash)' looks for on this OS), release, and
-#                 byte-compile lisp/rhash.el with $(EMACS)
+#                 byte-compile lisp/rhash.el and lisp/rhash-fallback.el
+#                 with $(EMACS)
 #   make demo     build, then show rhash at work in batch Emacs
-#   make test     cargo tests + ERT suites on every Emacs found (27, 28, 30)
+#   make test     cargo tests + ERT suites on every Emacs found (27, 28, 30),
+#                 each on the direct path, the official one and the Lisp
+#                 fallback; the last line sums them all up
 #   make lint     clippy, byte-compiler warnings, checkdoc, package-lint
 #   make bench    rhash vs built-in tables, ratios per row
 #   make emacs30  unpack Emacs 30.1 from Debian bookworm-backports beside 28.2
@@ -47,18 +50,19 @@ all: build elc
 # The module is replaced by a rename, never rewritten in place: an Emacs that
 # has the old one loaded would crash.
 build: check-cargo
-	$(CARGO) build --release --quiet
+	@echo "make: building the module with cargo (the first build takes about a minute)"
+	$(CARGO) build --release
 	@cmp -s target/release/$(CARGO_LIB) $(MODULE) || { \
 	  cp target/release/$(CARGO_LIB) $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE); }
 
 # Byte-compiled rhash.el (interpreted, rhash-make is ~10x slower).
-elc: lisp/rhash.elc
+elc: lisp/rhash.elc lisp/rhash-fallback.elc
 
-lisp/rhash.elc: lisp/rhash.el
+lisp/rhash.elc lisp/rhash-fallback.elc: lisp/rhash.el lisp/rhash-fallback.el
 	@if command -v $(EMACS) >/dev/null 2>&1; then \
-	  echo "$(EMACS) -Q --batch -f batch-byte-compile lisp/rhash.el"; \
-	  $(EMACS) -Q --batch -L lisp -f batch-byte-compile lisp/rhash.el; \
-	else echo "note: Emacs not found (EMACS=$(EMACS)): lisp/rhash.el not byte-compiled"; fi
+	  echo "$(EMACS) -Q --batch -f batch-byte-compile lisp/rhash.el lisp/rhash-fallback.el"; \
+	  $(EMACS) -Q --batch -L lisp -f batch-byte-compile lisp/rhash.el lisp/rhash-fallback.el; \
+	else echo "note: Emacs not found (EMACS=$(EMACS)): lisp/*.el not byte-compiled"; fi
 
 check-cargo:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
@@ -72,16 +76,34 @@ check-emacs:
 	@command -v $(EMACS) >/dev/null 2>&1 || { \
 	  echo "make: Emacs not found (EMACS=$(EMACS))."; \
 	  echo "  On Debian/Ubuntu: sudo apt-get install emacs-nox"; \
-	  echo "  Or point EMACS at an Emacs 28.2+ binary: make EMACS=/path/to/emacs ..."; \
+	  echo "  Or point EMACS at an Emacs 27.1+ binary: make EMACS=/path/to/emacs ..."; \
 	  exit 1; }
 
 demo: check-emacs build
 	$(EMACS) $(BATCH) -l test/demo.el
 
-test: test-rust test-lisp
+# Each stage says what it runs; every stage runs even when one fails, and
+# the last line sums up cargo's tests and every Emacs and mode:
+# "N passed, M failed, K skipped".
+TEST_LOGS = target/test-logs
+
+test: check-emacs build
+	@rm -rf $(TEST_LOGS) && mkdir -p $(TEST_LOGS)
+	@echo "== stage 1: cargo test (the pure table against a model, property tests; about 1-2 min)"
+	@{ $(CARGO) test --release 2>&1 || echo "cargo test: FAILED"; } | tee $(TEST_LOGS)/cargo.log \
+	  | grep -v '^test .* \.\.\. ok$$' || true
+	@n=2; for e in $(EMACS27) $(EMACS) $(EMACS30); do \
+	  v=$$($$e -Q --batch --eval '(princ emacs-version)'); \
+	  echo "== stage $$n: ERT on Emacs $$v, direct path, official path, Lisp fallback (about 1-2 min)"; \
+	  EMACS=$$e sh test/run-ert.sh | tee $(TEST_LOGS)/ert-$$v.log; \
+	  n=$$((n + 1)); \
+	done
+	@if [ -z "$(EMACS27)" ]; then echo "note: Emacs 27.1 not found (not tested); run 'make emacs27' to test it too"; fi
+	@if [ -z "$(EMACS30)" ]; then echo "note: Emacs 30.1 not found (not tested); run 'make emacs30' to test it too"; fi
+	@sh test/total.sh $(TEST_LOGS)
 
 test-rust:
-	$(CARGO) test --release --quiet
+	$(CARGO) test --release
 
 # Every ERT suite on each Emacs: 27 (EMACS27), 28 (EMACS) and 30 (EMACS30),
 # the first and last when present.
@@ -90,8 +112,6 @@ test-lisp: check-emacs build
 	  echo "== ERT on $$($$e -Q --batch --eval '(princ emacs-version)')"; \
 	  EMACS=$$e sh test/run-ert.sh || exit 1; \
 	done
-	@if [ -z "$(EMACS27)" ]; then echo "note: Emacs 27.1 not found (not tested); run 'make emacs27' to test it too"; fi
-	@if [ -z "$(EMACS30)" ]; then echo "note: Emacs 30.1 not found (not tested); run 'make emacs30' to test it too"; fi
 
 # Long runs: the differential suite, the hostile-file corpus and the
 # native store's model test.
@@ -106,10 +126,10 @@ valgrind: check-emacs build
 
 lint: build
 	$(CARGO) clippy --release --all-targets -- -D warnings -D clippy::undocumented_unsafe_blocks
-	mkdir -p target/lint && cp lisp/rhash.el target/lint/
+	mkdir -p target/lint && cp lisp/rhash.el lisp/rhash-fallback.el target/lint/
 	$(EMACS) -Q --batch -L target/lint -L lisp --eval '(setq byte-compile-error-on-warn t)' \
-	  -f batch-byte-compile target/lint/rhash.el
-	@out=$$($(EMACS) -Q --batch --eval '(progn (require (quote checkdoc)) (checkdoc-file "lisp/rhash.el"))' 2>&1); \
+	  -f batch-byte-compile target/lint/rhash.el target/lint/rhash-fallback.el
+	@out=$$($(EMACS) -Q --batch --eval '(progn (require (quote checkdoc)) (checkdoc-file "lisp/rhash.el") (checkdoc-file "lisp/rhash-fallback.el"))' 2>&1); \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "checkdoc: warnings"; exit 1; else echo "checkdoc: clean"; fi
 	@if [ -n "$(PACKAGE_LINT_DIR)" ]; then \
 	  $(EMACS) -Q --batch -L $(PACKAGE_LINT_DIR) -L $(LET_ALIST_DIR) -l package-lint \

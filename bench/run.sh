@@ -37,7 +37,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rhash-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-cp lisp/rhash.el lisp/rhash-module.so bench/bench.el "$tmp/"
+cp lisp/rhash.el lisp/rhash-fallback.el lisp/rhash-module.so bench/bench.el "$tmp/"
 
 # The empty C module for the call floor (optional).
 header=""

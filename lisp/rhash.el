@@ -32,15 +32,21 @@
 ;; Differences from the built-ins: tables are never weak (`:weakness'
 ;; signals `rhash-unsupported'), and the printed form is a summary
 ;; that cannot be read back.  See README.md.
+;;
+;; Where no module can be loaded, rhash goes on in Lisp on built-in
+;; hash tables (rhash-fallback.el): slower, same results.
+;; `M-x rhash-module-info' says which one runs.
 
 ;;; Code:
 
 (require 'cl-lib)
 (require 'gv)
+(require 'macroexp)
 (require 'map)
 (require 'seq)
 
 (define-error 'rhash-unsupported "Unsupported by rhash")
+(define-error 'rhash-file-error "Not a valid rhash table file" 'file-error)
 
 ;;;; The module
 
@@ -51,9 +57,11 @@
 
 (defcustom rhash-module-always-compile nil
   "Non-nil means build a missing or stale rhash module without asking.
-When nil, interactive Emacs asks before building it, and batch Emacs
-signals an error that says how to build it.  Building runs cargo, the
-Rust build tool, on the sources that come with rhash.el."
+When nil, interactive Emacs asks before building it; batch Emacs
+\(or a declined or failed build) goes on without the module, in the
+Lisp fallback, with a message that says how to build it.  Building
+runs cargo, the Rust build tool, on the sources that come with
+rhash.el."
   :type 'boolean)
 
 (defconst rhash--version "0.1.0"
@@ -102,7 +110,7 @@ Else rustup's ~/.cargo/bin/cargo, else just \"cargo\"."
     (_ "librhash.so")))
 
 (defun rhash--build-hint ()
-  "How to build the module, for error messages."
+  "How to build the module, for messages (one line, the fix first)."
   (let ((src (rhash--source-directory)))
     (if src
         (format "build it with M-x rhash-module-compile (it runs `%s build \
@@ -114,23 +122,79 @@ parent: reinstall rhash with its sources, then build it with M-x \
 rhash-module-compile or set `rhash-module-always-compile'"
               (abbreviate-file-name rhash--directory)))))
 
+(defvar rhash--module nil
+  "Non-nil when rhash runs on its module, nil in the Lisp fallback.")
+
+(defvar rhash--fallback-reason nil
+  "Why rhash runs without its module (a string), or nil if it has it.")
+
+(defvar rhash--load-built nil
+  "The module file built while rhash.el was loading, or nil.
+`rhash-module-compile', when it is the command that loaded rhash.el,
+does not build it a second time.")
+
+(defun rhash--compile-status (status)
+  "A short description of cargo's exit STATUS."
+  (if (eql status 0) "finished" (format "failed: %s" status)))
+
+(defun rhash--run-cargo (cargo args buffer)
+  "Run CARGO with ARGS, output into BUFFER; return the exit status.
+Cargo's progress is shown as it comes: in BUFFER, displayed, in
+interactive Emacs; on standard error in batch Emacs."
+  (let* ((echo noninteractive)
+         (proc (make-process
+                :name "rhash-cargo" :buffer buffer :command (cons cargo args)
+                :connection-type 'pipe :noquery t
+                :filter (lambda (p string)
+                          (when (buffer-live-p (process-buffer p))
+                            (with-current-buffer (process-buffer p)
+                              (let ((inhibit-read-only t))
+                                (goto-char (point-max))
+                                (insert string))))
+                          (when echo (princ string #'external-debugging-output)))
+                :sentinel #'ignore))
+         (done nil))
+    (unwind-protect
+        (progn
+          (while (process-live-p proc)
+            (accept-process-output proc 0.2)
+            (unless noninteractive (redisplay)))
+          ;; Output still buffered after the exit.
+          (while (accept-process-output proc 0))
+          (setq done t)
+          (process-exit-status proc))
+      (unless done (delete-process proc)))))
+
 ;;;###autoload
 (defun rhash-module-compile ()
   "Build the rhash module with cargo and install it beside rhash.el.
 Cargo.toml is looked for beside rhash.el (a package that brings the
 Rust sources along) and in its parent directory (a source checkout).
 The output goes to the buffer *rhash-module-compile*, shown unless
-Emacs runs in batch.  The library is installed as rhash-module plus
-`module-file-suffix' (.so, .dylib or .dll); in a package directory
-cargo's target directory is removed afterwards.  Returns the file
-name of the installed module."
+Emacs runs in batch, where cargo's progress goes to standard error.
+The library is installed as rhash-module plus `module-file-suffix'
+\(.so, .dylib or .dll); in a package directory cargo's target
+directory is removed afterwards.  A module already loaded in this
+Emacs (or the Lisp fallback in use) stays in use until Emacs restarts:
+the message says so.  Returns the file name of the installed module."
   (interactive)
+  (if (and rhash--load-built (eq this-command 'rhash-module-compile))
+      ;; This command loaded rhash.el, which just built the module.
+      (prog1 rhash--load-built
+        (setq rhash--load-built nil))
+    (rhash--compile)))
+
+(defun rhash--compile ()
+  "Build and install the module; see `rhash-module-compile'."
+  (unless module-file-suffix
+    (error "This Emacs has no dynamic module support: rhash runs in Lisp"))
   (let* ((src (or (rhash--source-directory)
                   (error "Cannot build the rhash module: %s" (rhash--build-hint))))
          (default-directory src)
          (cargo (rhash--cargo))
          (args '("build" "--release"))
          (buffer (get-buffer-create rhash--compile-buffer))
+         (start (float-time))
          status)
     (with-current-buffer buffer
       (let ((inhibit-read-only t))
@@ -138,19 +202,25 @@ name of the installed module."
         (compilation-mode)
         (setq default-directory src)
         (insert (format "cd %s && %s\n" (shell-quote-argument src)
-                        (mapconcat #'shell-quote-argument (cons cargo args) " ")))
-        (unless noninteractive (display-buffer buffer))
-        (setq status (condition-case err
-                         (apply #'call-process cargo nil buffer
-                                (not noninteractive) args)
-                       (file-missing
-                        (insert (error-message-string err) "\n")
-                        "cargo not found; get it with rustup, https://rustup.rs")))
-        (insert (format "\nrhash: cargo %s\n"
-                        (if (eql status 0) "finished" (format "failed: %s" status))))))
+                        (mapconcat #'shell-quote-argument (cons cargo args) " ")))))
+    (unless noninteractive (display-buffer buffer))
+    (message "rhash: building the module with cargo in %s (about 20 s to 2 min; %s)..."
+             (abbreviate-file-name src)
+             (if noninteractive "cargo's output follows" "output in *rhash-module-compile*"))
+    (setq status (condition-case err
+                     (rhash--run-cargo cargo args buffer)
+                   (file-error
+                    (with-current-buffer buffer
+                      (let ((inhibit-read-only t))
+                        (goto-char (point-max))
+                        (insert (error-message-string err) "\n")))
+                    "cargo not found; get it with rustup, https://rustup.rs")))
+    (with-current-buffer buffer
+      (let ((inhibit-read-only t))
+        (goto-char (point-max))
+        (insert (format "\nrhash: cargo %s after %.0f s\n"
+                        (rhash--compile-status status) (- (float-time) start)))))
     (unless (eql status 0)
-      (when noninteractive
-        (with-current-buffer buffer (message "%s" (buffer-string))))
       (unless noninteractive (pop-to-buffer buffer))
       (error "Building the rhash module failed (%s); see buffer %s"
              status rhash--compile-buffer))
@@ -165,26 +235,78 @@ name of the installed module."
       (when (equal (file-name-as-directory src) rhash--directory)
         ;; A package directory: the build tree is hundreds of MB.
         (delete-directory (expand-file-name "target" src) t))
-      (message "Built the rhash module and installed it as %s" (abbreviate-file-name file))
+      (message "Built the rhash module and installed it as %s%s"
+               (abbreviate-file-name file)
+               (cond ((not (featurep 'rhash)) "")
+                     (rhash--module "; restart Emacs to use the new module \
+(the one loaded stays in use)")
+                     (t "; restart Emacs to use it (rhash runs in Lisp until then)")))
       file)))
 
-(defun rhash--module-version ()
-  "The version of the loaded module, or a description of why it has none."
-  (if (fboundp 'rhash-module-info)
-      (plist-get (funcall #'rhash-module-info) :version)
-    "unknown (it predates `rhash-module-info')"))
+(defun rhash--source-hash (src)
+  "The hash of the Rust sources in SRC, as build.rs computes it."
+  (let ((files (append '("Cargo.toml" "build.rs")
+                       (sort (mapcar (lambda (f) (file-relative-name f src))
+                                     (directory-files-recursively
+                                      (expand-file-name "src" src) "\\.rs\\'"))
+                             #'string<))))
+    (with-temp-buffer
+      (set-buffer-multibyte nil)
+      (dolist (f files)
+        (let ((file (expand-file-name f src)))
+          (when (file-regular-p file)
+            (let ((start (point)))
+              (insert-file-contents-literally file)
+              (goto-char (point-max))
+              (save-excursion
+                (goto-char start)
+                (insert f 0 (number-to-string (- (point-max) start)) 0))))))
+      (secure-hash 'sha256 (current-buffer)))))
+
+(defun rhash--module-problem (file)
+  "Return what is wrong with the loaded module FILE, or nil if nothing.
+It must report `rhash--version' and, when the Rust sources are
+beside rhash.el, the hash of those sources."
+  (let* ((info (and (fboundp 'rhash--module-info) (funcall #'rhash--module-info)))
+         (version (plist-get info :version))
+         (src (rhash--source-directory)))
+    (cond
+     ((not info)
+      (format "The rhash module %s predates rhash.el %s"
+              (abbreviate-file-name file) rhash--version))
+     ((not (equal version rhash--version))
+      (format "The rhash module %s is version %s, but rhash.el is version %s"
+              (abbreviate-file-name file) version rhash--version))
+     ((and src (file-directory-p (expand-file-name "src" src))
+           (not (equal (plist-get info :source-hash) (rhash--source-hash src))))
+      (format "The rhash module %s was built from other sources than those in %s \
+\(they changed since)"
+              (abbreviate-file-name file) (abbreviate-file-name src))))))
+
+(define-error 'rhash--no-module "No rhash module")
 
 (defun rhash--ask-build (problem)
-  "Build the module after PROBLEM, if allowed; else signal an error.
+  "Build the module after PROBLEM, if allowed; else signal `rhash--no-module'.
 PROBLEM says what is wrong with the module.  Allowed means
 `rhash-module-always-compile' is non-nil, or, in interactive
-Emacs, the user says yes.  Return the file name of the new module."
+Emacs, the user says yes (not asked when the command
+`rhash-module-compile' loads rhash).  Return the file name of the
+new module."
   (if (or rhash-module-always-compile
+          (eq this-command 'rhash-module-compile)
           (and (not noninteractive)
                (rhash--source-directory)
                (y-or-n-p (format "%s.  Build it now with cargo? " problem))))
-      (rhash-module-compile)
-    (error "%s; %s" problem (rhash--build-hint))))
+      (condition-case err
+          (let ((file (rhash--compile)))
+            (when (eq this-command 'rhash-module-compile)
+              (setq rhash--load-built file))
+            file)
+        (error (signal 'rhash--no-module
+                       (list (format "%s, and building it failed (%s); %s"
+                                     problem (error-message-string err)
+                                     (rhash--build-hint))))))
+    (signal 'rhash--no-module (list (format "%s; %s" problem (rhash--build-hint))))))
 
 (defun rhash--module-load (file fresh)
   "Load the module FILE; with FRESH non-nil, from a copy of it.
@@ -200,10 +322,10 @@ the library already in this process, which may be an older build."
 
 (defun rhash--load-module ()
   "Load the module, building it when it is missing or stale, if allowed.
-A module of a version other than `rhash--version' is stale.
-See `rhash-module-always-compile'."
-  (unless module-file-suffix
-    (error "Rhash needs an Emacs built with dynamic module support"))
+A module of a version other than `rhash--version', or built from
+other sources than those beside rhash.el, is stale.  Signal
+`rhash--no-module' when no good module can be loaded.  See
+`rhash-module-always-compile'."
   (let ((file (rhash--module-file))
         (fresh nil))
     (unless (file-exists-p file)
@@ -211,19 +333,51 @@ See `rhash-module-always-compile'."
                                            (abbreviate-file-name file))))
       (setq fresh (featurep 'rhash-module)))
     (rhash--module-load file fresh)
-    (let ((version (rhash--module-version)))
-      (unless (equal version rhash--version)
-        (setq file
-              (rhash--ask-build
-               (format "The rhash module %s is version %s, but rhash.el is version %s"
-                       (abbreviate-file-name file) version rhash--version)))
+    (let ((problem (rhash--module-problem file)))
+      (when problem
+        (setq file (rhash--ask-build problem))
         (rhash--module-load file t)
-        (setq version (rhash--module-version))
-        (unless (equal version rhash--version)
-          (error "The rebuilt rhash module is version %s, but rhash.el is %s"
-                 version rhash--version))))))
+        (let ((again (rhash--module-problem file)))
+          (when again
+            (signal 'rhash--no-module (list (format "After a rebuild: %s" again)))))))))
 
-(rhash--load-module)
+(defun rhash--choose ()
+  "Load the module; else return why rhash must go on in Lisp without it."
+  (cond
+   ((equal (getenv "RHASH_NO_MODULE") "1")
+    "RHASH_NO_MODULE=1 is set")
+   ((not module-file-suffix)
+    "this Emacs was built without dynamic module support")
+   (t (condition-case err
+          (progn (rhash--load-module) nil)
+        (rhash--no-module (cadr err))
+        (error (format "loading the module failed (%s); %s"
+                       (error-message-string err) (rhash--build-hint)))))))
+
+(setq rhash--fallback-reason (rhash--choose)
+      rhash--module (not rhash--fallback-reason))
+
+(defun rhash-module-info ()
+  "Return a plist describing rhash's module; interactively, show it.
+:version is rhash's version; :module is t when the module is loaded,
+nil in the Lisp fallback, and then :reason says why; :direct is t
+when the module's direct path is in use, else :direct-reason says
+why not.  With the module, :source-hash is the hash of the sources
+it was built from."
+  (interactive)
+  (let ((info (if rhash--module
+                  (funcall #'rhash--module-info)
+                (list :version rhash--version :module nil
+                      :reason rhash--fallback-reason
+                      :direct nil :direct-reason "no module"))))
+    (when (called-interactively-p 'any)
+      (message "rhash %s: %s" (plist-get info :version)
+               (cond ((not (plist-get info :module))
+                      (format "Lisp fallback, no module: %s" (plist-get info :reason)))
+                     ((plist-get info :direct) "module loaded, direct path")
+                     (t (format "module loaded, official path (%s)"
+                                (plist-get info :direct-reason))))))
+    info))
 
 ;; Defined by the module.
 (declare-function rhash--make "rhash-module" (test cmp hash size &optional storage))
@@ -251,7 +405,7 @@ See `rhash-module-always-compile'."
 (declare-function rhash--flush-cache "rhash-module" ())
 (declare-function rhash--storage "rhash-module" (table))
 (declare-function rhash--hole "rhash-module" ())
-(declare-function rhash-module-info "rhash-module" ())
+(declare-function rhash--module-info "rhash-module" ())
 (declare-function rhash-get-many "rhash-module" (keys table &optional default))
 (declare-function rhash-put-many "rhash-module" (keys values table))
 (declare-function rhash-merge "rhash-module" (table &rest sources))
@@ -270,7 +424,56 @@ See `rhash-module-always-compile'."
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
 ;; dropped be collected by the next one.
-(add-hook 'post-gc-hook #'rhash--flush-cache)
+(when rhash--module
+  (add-hook 'post-gc-hook #'rhash--flush-cache))
+
+;; The byte-compiler knows the arity of Lisp functions (and of the Lisp
+;; fallback's), not of module functions: a compiler macro per module
+;; function warns about a wrong number of arguments as the byte-compiler
+;; does for `puthash'.  It returns the call unchanged (no cost at run
+;; time; the module itself signals the error).  The arities are the
+;; contract's, written here: a module function that checks its own
+;; argument count (to name itself in the error) may declare any.
+(defconst rhash--module-arities
+  '((rhash-p 1 . 1) (rhash-get 2 . 3) (rhash-put 3 . 3) (rhash-remove 2 . 2)
+    (rhash-clear 1 . 1) (rhash-count 1 . 1) (rhash-copy 1 . 1) (rhash-test 1 . 1)
+    (rhash-size 1 . 1) (rhash-weakness 1 . 1) (rhash-keys 1 . 1) (rhash-values 1 . 1)
+    (rhash-contains-p 2 . 2) (rhash-empty-p 1 . 1) (rhash-get-many 2 . 3)
+    (rhash-put-many 3 . 3) (rhash-merge 1 . many) (rhash-merge-with 2 . many)
+    (rhash-union 2 . 2) (rhash-intersection 2 . 2) (rhash-difference 2 . 2)
+    (rhash-equal 2 . 3) (rhash-tally-into 2 . 2) (rhash-uniq 1 . 2)
+    (rhash-compact 1 . 1) (rhash-stats 1 . 1) (rhash-storage 1 . 1)
+    (rhash-plain-data-p 1 . 1) (rhash-save 2 . 2) (rhash-load 1 . many))
+  "The public functions the module defines, with their (MIN . MAX) arity.")
+
+(defun rhash--arity-warning (name n arity)
+  "The warning for a call of NAME with N arguments, or nil if ARITY takes N.
+ARITY is (MIN . MAX) as `func-arity' gives it."
+  (let ((min (car arity)) (max (cdr arity)))
+    (unless (and (<= min n) (or (eq max 'many) (<= n max)))
+      (format "%s called with %d argument%s, but %s" name n (if (= n 1) "" "s")
+              (cond ((eql min max) (format "requires %d" min))
+                    ((< n min) (format "requires at least %d" min))
+                    (t (format "accepts only %d" max)))))))
+
+(defun rhash--check-arity (form &rest _args)
+  "Warn if FORM has a call of a module function with bad arity.
+A compiler macro.
+Return FORM unchanged."
+  (let* ((name (car form))
+         (arity (cdr (assq name rhash--module-arities)))
+         (msg (and arity (rhash--arity-warning name (length (cdr form)) arity))))
+    (if msg
+        ;; (Emacs 27 has it as `macroexp--warn-and-return'.)
+        (funcall (if (fboundp 'macroexp-warn-and-return)
+                     'macroexp-warn-and-return
+                   'macroexp--warn-and-return)
+                 msg form)
+      form)))
+
+(when rhash--module
+  (dolist (f rhash--module-arities)
+    (put (car f) 'compiler-macro #'rhash--check-arity)))
 
 ;; The module answers some questions by catching a signal (a fast path);
 ;; while such signals could be seen (`debug-on-signal',
@@ -285,9 +488,10 @@ A variable watcher on SYMBOL, `debug-on-signal' or
    (or newval where
        (if (eq symbol 'debug-on-signal) signal-hook-function debug-on-signal))))
 
-(add-variable-watcher 'debug-on-signal #'rhash--watch-signals)
-(add-variable-watcher 'signal-hook-function #'rhash--watch-signals)
-(rhash--signals-visible (or debug-on-signal signal-hook-function))
+(when rhash--module
+  (add-variable-watcher 'debug-on-signal #'rhash--watch-signals)
+  (add-variable-watcher 'signal-hook-function #'rhash--watch-signals)
+  (rhash--signals-visible (or debug-on-signal signal-hook-function)))
 
 ;;;; Making tables
 
@@ -408,7 +612,7 @@ cannot make weak references" weakness)))
 
 ;;;; Walking
 
-(defconst rhash--hole (rhash--hole)
+(defconst rhash--hole (and rhash--module (rhash--hole))
   "The module's marker for free slots in a table's storage vectors.")
 
 (defun rhash-map (function table)
@@ -673,7 +877,10 @@ must not re-enter."
   60
   ;; `fboundp': generic functions keep this test in their dispatchers after
   ;; `unload-feature' has removed `rhash-p' (and the methods).
-  (lambda (name &rest _) `(and (fboundp 'rhash-p) (rhash-p ,name) 'rhash))
+  ;; In the Lisp fallback, where every hash table is an rhash table,
+  ;; nothing dispatches on `rhash': hash tables keep their own methods.
+  (lambda (name &rest _)
+    `(and (bound-and-true-p rhash--module) (rhash-p ,name) 'rhash))
   (lambda (tag &rest _) (and (eq tag 'rhash) '(rhash))))
 
 (cl-defmethod cl-generic-generalizers :extra "rhash" (specializer)
@@ -696,7 +903,7 @@ must not re-enter."
 (defvar rhash--print-set-ignore nil
   "Non-nil if rhash replaced a nil `print-unreadable-function' by `ignore'.")
 
-(when (boundp 'print-unreadable-function)
+(when (and rhash--module (boundp 'print-unreadable-function))
   (unless (default-value 'print-unreadable-function)
     (setq-default print-unreadable-function #'ignore)
     (setq rhash--print-set-ignore t))
@@ -796,8 +1003,26 @@ module stays in the process (Emacs cannot unload one); a later
   (put 'rhash 'cl-deftype-handler nil)
   (put 'rhash-get 'gv-expander nil)
   (dolist (prop '(error-conditions error-message))
-    (put 'rhash-unsupported prop nil))
+    (dolist (err '(rhash-unsupported rhash-file-error rhash--no-module))
+      (put err prop nil)))
+  (dolist (f rhash--module-arities)
+    (when (eq (get (car f) 'compiler-macro) #'rhash--check-arity)
+      (put (car f) 'compiler-macro nil)))
+  (when (featurep 'rhash-fallback)
+    (unload-feature 'rhash-fallback t))
   nil)
+
+;;;; Without the module
+
+;; The Lisp fallback replaces every function above that needs the module
+;; (and the Lisp ones built on them) by its own, on built-in hash tables.
+(unless rhash--module
+  (load (expand-file-name "rhash-fallback" rhash--directory) nil t)
+  ;; One message per session.
+  (unless (get 'rhash--fallback-reason 'announced)
+    (put 'rhash--fallback-reason 'announced t)
+    (message "rhash runs in Lisp without its module (slower): %s"
+             rhash--fallback-reason)))
 
 (provide 'rhash)
 ;;; rhash.el ends here

@@ -201,8 +201,8 @@ defuns! {
         c"Internal: the entries of LOADED as fresh objects, (KEYS . VALS).\n\n(fn LOADED)";
     }
     info {
-    c"rhash-module-info" (0, 0) info
-        c"Return a plist describing the loaded rhash module.\n\n:version is the module's version string, which must equal rhash.el's;\n:direct is t when the direct path is in use, else nil, and then\n:direct-reason says why not.\n\n(fn)";
+    c"rhash--module-info" (0, 0) info
+        c"Internal: a plist describing the loaded rhash module.\n\n:version is the module's version string, which must equal rhash.el's;\n:module is t; :source-hash is the SHA-256 of the sources it was\nbuilt from (see build.rs); :direct is t when the direct path is in use,\nelse nil, and then :direct-reason says why not.  The public entry is\n`rhash-module-info'.\n\n(fn)";
     }
 }
 

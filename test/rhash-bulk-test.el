@@ -165,8 +165,10 @@ PAIRS are put in order, then the keys REMOVALS removed."
       (should (memq 3 err))
       (should (memq 2 err)))
     (should (equal (rhash-to-alist r) '(("x" . 3) ("y" . 2))))
-    (let ((h (make-hash-table)))
-      (should (equal (should-error (rhash-put-many '(1) '(1) h)) (list 'wrong-type-argument 'rhash-p h))))
+    ;; A table written must be an rhash table (with the module).
+    (when rhash--module
+      (let ((h (make-hash-table)))
+        (should (equal (should-error (rhash-put-many '(1) '(1) h)) (list 'wrong-type-argument 'rhash-p h)))))
     (should-error (rhash-put-many 1 '(1) r) :type 'wrong-type-argument)))
 
 (ert-deftest rhash-bulk-merge ()
@@ -180,7 +182,8 @@ PAIRS are put in order, then the keys REMOVALS removed."
     (should (eq (rhash-merge a) a))
     (should (eq (rhash-merge a a) a))
     (should (= (rhash-count a) 4))
-    (should (equal (should-error (rhash-merge h a)) (list 'wrong-type-argument 'rhash-p h)))
+    (when rhash--module
+      (should (equal (should-error (rhash-merge h a)) (list 'wrong-type-argument 'rhash-p h))))
     ;; A bad source is reported before anything is put.
     (should-error (rhash-merge (rhash-make) b 'nope) :type 'wrong-type-argument)
     (let ((c (rhash-make)))
@@ -286,8 +289,9 @@ PAIRS are put in order, then the keys REMOVALS removed."
                    '(wrong-type-argument number-or-marker-p "str")))
     (should (equal (rhash-get 'a r) 3))
     (should (rhash-bulk--consistent-p r))
-    (let ((h (make-hash-table)))
-      (should (equal (should-error (rhash-tally-into '(a) h)) (list 'wrong-type-argument 'rhash-p h))))
+    (when rhash--module
+      (let ((h (make-hash-table)))
+        (should (equal (should-error (rhash-tally-into '(a) h)) (list 'wrong-type-argument 'rhash-p h)))))
     (should-error (rhash-tally-into 'a r) :type 'wrong-type-argument)))
 
 (ert-deftest rhash-bulk-uniq ()
@@ -314,6 +318,8 @@ PAIRS are put in order, then the keys REMOVALS removed."
     (should-error (rhash-uniq 7) :type 'wrong-type-argument)))
 
 (ert-deftest rhash-bulk-compact-and-stats ()
+  ;; The module's storage figures (built-in tables never shrink).
+  (skip-unless rhash--module)
   (let ((r (rhash-make :size 5000)) (h (make-hash-table)))
     (dotimes (i 2000) (rhash-put i (* i i) r) (puthash i (* i i) h))
     (dotimes (i 1990) (let ((k (+ i 5))) (rhash-remove k r) (remhash k h)))
@@ -562,7 +568,9 @@ PAIRS are put in order, then the keys REMOVALS removed."
         (rhash-compact r)
         (check 'compact (rhash-bulk--same-entries r ha))
         (check 'compact-consistent (rhash-bulk--consistent-p r))
-        (check 'compact-size (= (rhash-size r) (rhash-count r)))))))
+        ;; (Built-in tables, without the module, never shrink.)
+        (when rhash--module
+          (check 'compact-size (= (rhash-size r) (rhash-count r))))))))
 
 (ert-deftest rhash-bulk-differential ()
   (let* ((seed (rhash-bulk--seed))

@@ -1090,8 +1090,11 @@ POOL-MAX bounds the number of distinct key objects (default 1200)."
   "The differential run is on the path it claims (see rhash-path-test.el).
 A self-test that failed silently would otherwise test the official
 path twice."
+  (should (eq (plist-get (rhash-module-info) :module)
+              (not (equal (getenv "RHASH_NO_MODULE") "1"))))
   (should (eq (plist-get (rhash-module-info) :direct)
               (not (or (equal (getenv "RHASH_NO_DIRECT") "1")
+                       (equal (getenv "RHASH_NO_MODULE") "1")
                        (equal (getenv "RHASH_EXPECT_DIRECT") "0"))))))
 
 (ert-deftest rhash-diff-eq ()

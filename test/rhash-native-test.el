@@ -119,18 +119,22 @@
     (should (eq (rhash-storage (rhash-make)) 'lisp))
     (should (eq (rhash-storage (rhash-copy n)) 'native))
     (rhash-put "k" s n)
-    (let ((a (rhash-get "k" n)) (b (rhash-get "k" n)))
-      (should (equal a s))
-      (should-not (eq a s))
-      (should-not (eq a b))
-      (setcar a "changed")
-      (should (equal (rhash-get "k" n) s)))
-    (should-not (eq (car (rhash-keys n)) (car (rhash-keys n))))
+    ;; (The Lisp fallback's native tables are built-in ones: no copies.)
+    (when rhash--module
+      (let ((a (rhash-get "k" n)) (b (rhash-get "k" n)))
+        (should (equal a s))
+        (should-not (eq a s))
+        (should-not (eq a b))
+        (setcar a "changed")
+        (should (equal (rhash-get "k" n) s)))
+      (should-not (eq (car (rhash-keys n)) (car (rhash-keys n)))))
     ;; The first key object's bytes are kept, as the first key is.
     (rhash-put (string-to-multibyte "k") 2 n)
     (should-not (multibyte-string-p (car (rhash-keys n))))
     (should (= (rhash-count n) 1))
     (should (> (plist-get (rhash-stats n) :bytes) 0))))
+
+(defvar rhash--module)
 
 (ert-deftest rhash-native-errors ()
   "Bad input gets the contract's errors, the table unchanged."

@@ -25,12 +25,22 @@
 (defun rhash-path--expect-direct ()
   "Non-nil if this run must be on the direct path."
   (not (or (equal (getenv "RHASH_NO_DIRECT") "1")
+           (equal (getenv "RHASH_NO_MODULE") "1")
            (equal (getenv "RHASH_EXPECT_DIRECT") "0")
            (getenv "RHASH_DIRECT_FAIL"))))
 
 (ert-deftest rhash-path-expected ()
-  "The path in use is the one this run asked for, and says why."
-  (let ((info (rhash-module-info)))
+  "The path in use is the one this run asked for, and says why.
+Under RHASH_NO_MODULE=1 that is the Lisp fallback, on built-in tables."
+  (let ((info (rhash-module-info))
+        (no-module (equal (getenv "RHASH_NO_MODULE") "1")))
+    (should (equal (plist-get info :version) rhash--version))
+    (should (eq (plist-get info :module) (not no-module)))
+    (should (eq rhash--module (not no-module)))
+    (should (eq (hash-table-p (rhash-make)) no-module))
+    (if no-module
+        (should (string-match-p "RHASH_NO_MODULE" (plist-get info :reason)))
+      (should (null (plist-get info :reason))))
     (if (rhash-path--expect-direct)
         (progn (should (eq (plist-get info :direct) t))
                (should (null (plist-get info :direct-reason))))
@@ -63,7 +73,7 @@
 (defun rhash-path--child (env)
   "Run `rhash-path--child-program' in a child Emacs with ENV added.
 Return what it printed, read."
-  (let ((process-environment (append env process-environment))
+  (let ((process-environment (append env '("RHASH_NO_MODULE=0") process-environment))
         (lib (file-name-directory (locate-library "rhash")))
         (mod (file-name-directory (locate-library "rhash-module.so"))))
     (with-temp-buffer
@@ -76,7 +86,10 @@ Return what it printed, read."
         (read (current-buffer))))))
 
 (ert-deftest rhash-path-failed-check-falls-back ()
-  "Each failed self-test check selects the official path, which works."
+  "Each failed self-test check selects the official path, which works.
+The children load the module whatever this run's mode: this runs in
+the direct mode only."
+  (skip-unless (rhash-path--expect-direct))
   (dolist (check rhash-path--checks)
     (let ((r (rhash-path--child (list (concat "RHASH_DIRECT_FAIL=" check)
                                       "RHASH_NO_DIRECT="))))

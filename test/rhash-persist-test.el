@@ -13,6 +13,8 @@
 (require 'cl-lib)
 (require 'rhash)
 
+(defvar rhash--module)
+
 (defconst rhash-persist-test--nans
   (list 0.0e+NaN -0.0e+NaN
         ;; A NaN with another payload, where the reader can make one.
@@ -261,7 +263,7 @@ Floats must be `eql' (bit for bit)."
 
 (ert-deftest rhash-persist-kill-mid-save ()
   "An Emacs killed while it saves leaves the old file intact."
-  (skip-unless (and (executable-find "kill") (not (getenv "RHASH_NO_MODULE"))))
+  (skip-unless rhash--module)
   (rhash-persist-test--with-dir dir
     (let* ((file (expand-file-name "k.rht" dir))
            (old (rhash-make :test 'equal))
