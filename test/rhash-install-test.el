@@ -395,9 +395,11 @@ to rebuild."
   "Copy the Rust sources the module was built from into DIR."
   (dolist (f '("Cargo.toml" "build.rs"))
     (copy-file (expand-file-name f rhash-install-test--root) (expand-file-name f dir)))
-  (make-directory (expand-file-name "src" dir))
-  (dolist (f (directory-files (expand-file-name "src" rhash-install-test--root) t "\\.rs\\'"))
-    (copy-file f (expand-file-name (concat "src/" (file-name-nondirectory f)) dir))))
+  (let ((src (expand-file-name "src" rhash-install-test--root)))
+    (dolist (f (directory-files-recursively src "\\.rs\\'"))
+      (let ((to (expand-file-name (file-relative-name f rhash-install-test--root) dir)))
+        (make-directory (file-name-directory to) t)
+        (copy-file f to)))))
 
 (ert-deftest rhash-install-stale-sources ()
   "A module built from other sources than those beside rhash.el is refused.
