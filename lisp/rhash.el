@@ -420,6 +420,7 @@ it was built from."
 (declare-function rhash-stats "rhash-module" (table))
 (declare-function rhash--pairs "rhash-module" (table))
 (declare-function rhash--walk "rhash-module" (function table))
+(declare-function rhash--walk-mark "rhash-module" (table begin))
 
 ;; The module keeps the table of a run of calls referenced for fast type
 ;; checks; dropping that reference after each GC lets a table the program
@@ -620,7 +621,8 @@ cannot make weak references" weakness)))
 The order is the table's iteration order: insertion order, a removed
 key's place reused by the next new key.  FUNCTION may set or remove
 the current key; keys it adds in later places are visited, and
-clearing the table ends the walk.  Like `maphash'."
+clearing the table ends the walk.  Like `maphash'.  A `rhash-compact'
+of TABLE during the walk waits for the walk's end."
   ;; On the direct path the module walks (`rhash--walk'): it reads each
   ;; entry without Lisp and calls FUNCTION itself, as `maphash' does.
   (unless (rhash--walk function table)
@@ -638,16 +640,22 @@ The official path's `rhash-map'."
   ;; garbage collection (so no Lisp) can run between them.  Interpreted,
   ;; one can, and a GC hook may free the slot meanwhile: so the marker is
   ;; looked for in both (it is never a key or value of an entry).
+  ;;
+  ;; While the walk is marked (`rhash--walk-mark'), a compaction (which
+  ;; would move entries to other slots) waits for its end.
   (let* ((cell (or (rhash--storage table) (vector [] [])))
          (keys (aref cell 0)) (vals (aref cell 1)) (n (length keys))
          (hole rhash--hole)
          (i 0))
-    (while (< i n)
-      (let ((key (aref keys i)) (val (aref vals i)))
-        (unless (or (eq key hole) (eq val hole))
-          (funcall function key val)
-          (setq keys (aref cell 0) vals (aref cell 1) n (length keys))))
-      (setq i (1+ i)))
+    (rhash--walk-mark table t)
+    (unwind-protect
+        (while (< i n)
+          (let ((key (aref keys i)) (val (aref vals i)))
+            (unless (or (eq key hole) (eq val hole))
+              (funcall function key val)
+              (setq keys (aref cell 0) vals (aref cell 1) n (length keys))))
+          (setq i (1+ i)))
+      (rhash--walk-mark table nil))
     nil))
 
 ;;;; Places
@@ -703,10 +711,15 @@ It has the same test and iterates in the same order.  (A weak
 HASH-TABLE gives a table that is not weak.)"
   (unless (hash-table-p hash-table)
     (signal 'wrong-type-argument (list 'hash-table-p hash-table)))
-  (let* ((table (rhash-make :test (hash-table-test hash-table)
-                            :size (hash-table-count hash-table)))
-         (kv (rhash--hash-table-vectors hash-table)))
-    (rhash--adopt table (aref kv 0) (aref kv 1))))
+  (let ((table (rhash-make :test (hash-table-test hash-table)
+                           :size (hash-table-count hash-table))))
+    (if (rhash--user-test-p hash-table)
+        ;; A user test's functions run for each key put: they may change
+        ;; HASH-TABLE, which is then read as this `maphash' loop reads it.
+        (progn (maphash (lambda (k v) (rhash-put k v table)) hash-table)
+               table)
+      (let ((kv (rhash--hash-table-vectors hash-table)))
+        (rhash--adopt table (aref kv 0) (aref kv 1))))))
 
 (defun rhash-to-hash-table (table)
   "Return a new built-in hash table with the entries of rhash TABLE.
@@ -762,18 +775,115 @@ earlier values.  PLIST must have an even length."
 (defun rhash--hash-table-vectors (hash-table)
   "Return [KEYS VALUES], the entries of HASH-TABLE as two vectors.
 Both are in HASH-TABLE's iteration order.  The bulk operations read
-built-in hash tables through this `maphash' loop."
+built-in hash tables through this `maphash' loop.  Lisp run by a
+garbage collection during the loop may change HASH-TABLE: the vectors
+hold what `maphash' visited, however many entries that is."
   (let* ((n (hash-table-count hash-table))
          (keys (make-vector n nil))
          (vals (make-vector n nil))
          (i 0))
     (maphash (lambda (k v)
-               (when (< i n)
-                 (aset keys i k)
-                 (aset vals i v)
-                 (setq i (1+ i))))
+               (when (= i n)
+                 (setq keys (vconcat keys (make-vector (max n 8) nil))
+                       vals (vconcat vals (make-vector (max n 8) nil))
+                       n (length keys)))
+               (aset keys i k)
+               (aset vals i v)
+               (setq i (1+ i)))
              hash-table)
-    (vector keys vals)))
+    (if (< i n)
+        (vector (substring keys 0 i) (substring vals 0 i))
+      (vector keys vals))))
+
+;; The Lisp loops the bulk operations replace, for the cases where a
+;; built-in hash table is read while user Lisp runs between its entries
+;; (a FUNCTION or PREDICATE, a user test's hash or compare function),
+;; and for key lists such Lisp may change: that Lisp may change the
+;; built-in table (or the list), and only `maphash' (`mapcar') reads it
+;; as the loop does.  The module calls them in those cases only.
+
+(defun rhash--user-test-p (table)
+  "Non-nil if TABLE (rhash or built-in) has a user-defined test."
+  (not (memq (if (rhash-p table) (rhash-test table) (hash-table-test table))
+             '(eq eql equal))))
+
+(defun rhash--each (function table)
+  "Call FUNCTION with each key and value of TABLE (rhash or built-in)."
+  (if (rhash-p table) (rhash-map function table) (maphash function table)))
+
+(defun rhash--lookup (key table default)
+  "KEY's value in TABLE (rhash or built-in), or DEFAULT."
+  (if (rhash-p table) (rhash-get key table default) (gethash key table default)))
+
+(defun rhash--merge-loop (function table source)
+  "Put each entry of built-in SOURCE into TABLE, in a `maphash' loop.
+With FUNCTION non-nil, a key TABLE holds gets (FUNCTION OLD NEW)."
+  (maphash (lambda (k v)
+             (if function
+                 (let ((old (rhash-get k table rhash--hole)))
+                   (rhash-put k (if (eq old rhash--hole) v (funcall function old v))
+                              table))
+               (rhash-put k v table)))
+           source))
+
+(defun rhash--filter-loop (a b keep)
+  "`rhash-intersection' (KEEP non-nil) or `rhash-difference' of built-in A and B."
+  (let ((r (rhash-make :test (hash-table-test a))))
+    (maphash (lambda (k v)
+               (when (eq keep (not (eq (rhash--lookup k b rhash--hole) rhash--hole)))
+                 (rhash-put k v r)))
+             a)
+    r))
+
+(defun rhash--union-loop (a b)
+  "`rhash-union' of A and B, one of them built-in, as a Lisp loop."
+  (let ((r (if (rhash-p a)
+               ;; A's entries in order, new keys appended after them.
+               (rhash-compact (rhash-copy a))
+             (let ((r (rhash-make :test (hash-table-test a))))
+               (maphash (lambda (k v) (rhash-put k v r)) a)
+               r))))
+    (rhash--each (lambda (k v)
+                   (when (eq (rhash--lookup k a rhash--hole) rhash--hole)
+                     (rhash-put k v r)))
+                 b)
+    r))
+
+(defun rhash--equal-loop (a b predicate)
+  "`rhash-equal' of built-in A and B under PREDICATE, as a Lisp loop."
+  (and (= (hash-table-count a)
+          (if (rhash-p b) (rhash-count b) (hash-table-count b)))
+       (catch 'rhash--unequal
+         (maphash (lambda (k v)
+                    (let ((w (rhash--lookup k b rhash--hole)))
+                      (unless (and (not (eq w rhash--hole)) (funcall predicate v w))
+                        (throw 'rhash--unequal nil))))
+                  a)
+         t)))
+
+(defun rhash--get-many-loop (keys table default)
+  "`rhash-get-many' of the list KEYS in TABLE (DEFAULT if absent), by `mapcar'."
+  (mapcar (lambda (k) (rhash--lookup k table default)) keys))
+
+(defun rhash--put-many-loop (keys values table)
+  "`rhash-put-many' of KEYS and VALUES into TABLE, as a `cl-mapc' loop."
+  (cl-mapc (lambda (k v) (rhash-put k v table)) keys values)
+  table)
+
+(defun rhash--uniq-loop (sequence test)
+  "`rhash-uniq' of SEQUENCE under the user TEST, as a `mapc' loop."
+  (let ((seen (rhash-make :test test)) out)
+    (mapc (lambda (x)
+            (unless (rhash-contains-p x seen)
+              (rhash-put x t seen)
+              (push x out)))
+          sequence)
+    (nreverse out)))
+
+(defun rhash--tally-loop (list table)
+  "`rhash-tally-into' of LIST into TABLE, as a `mapc' loop."
+  (mapc (lambda (x) (rhash-put x (1+ (rhash-get x table 0)) table)) list)
+  table)
 
 (defun rhash-tally (sequence &rest keyword-args)
   "Return a new rhash table counting the elements of SEQUENCE.

@@ -96,10 +96,21 @@ pub fn storage(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 pub fn walk(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[1])?;
     let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
+    // A compaction asked for by FUNCTION waits for the walk's end.
+    let w = h.walk_begin();
     match h.walk(lx, a[0], boxes) {
-        Some(r) => r.map(|()| g().bool(true)),
+        Some(r) => {
+            r?;
+            h.end_walk(lx, w)?;
+            Ok(g().bool(true))
+        }
         None => Ok(g().nil()),
     }
+}
+
+pub fn walk_mark(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    Handle::of(lx, a[0])?.mark_walk(lx, lx.is_not_nil(a[1]))?;
+    Ok(g().nil())
 }
 
 pub fn pairs(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {

@@ -9,7 +9,16 @@
 //!   in it call `gethash`, and its entries are read in its iteration order
 //!   by `rhash--hash-table-vectors` (a `maphash` loop in rhash.el), or, for
 //!   the first table of a set operation, it is converted with
-//!   `rhash-from-hash-table` (both Lisp loops).
+//!   `rhash-from-hash-table` (both Lisp loops).  Where user Lisp runs
+//!   between its entries (FUNCTION, PREDICATE, a user test) and may change
+//!   it, the operation calls the Lisp loop it replaces (`rhash--*-loop` in
+//!   rhash.el), which reads it as `maphash` does; so for a key list that a
+//!   user test may change (`mapcar`, `mapc`, `cl-mapc`).
+//! - rhash tables read are walked by entry number, re-read at each step
+//!   (`Handle::walk_begin` defers a compaction to the walk's end); a table
+//!   is busy only while its own test's Lisp runs.  Fast paths that copy
+//!   entries by number at the end check the tables' generations and fall
+//!   back to the walk.
 //! - Where two rhash tables share a test, a key read from one is looked up
 //!   in the other with the hash cached in its entry (`Lookup::cached`):
 //!   nothing is hashed again, and a string is copied out only to confirm a
@@ -25,7 +34,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{Key, Test};
-use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table};
+use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table, Walking};
 use emacs::raw::emacs_value;
 use std::ffi::CStr;
 
@@ -74,6 +83,24 @@ fn readable<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<Readable<'a>> {
     }
 }
 
+/// Whether looking keys up in (or putting keys into) the table runs user
+/// Lisp: a user test's hash and compare functions.
+fn user_test(lx: Lx, r: Readable<'_>) -> LResult<bool> {
+    match r {
+        Readable::R(h) => Ok(matches!(h.test(), Test::User(_))),
+        Readable::Builtin(ht) => {
+            let gl = g();
+            let name = lx.funcall(gl.f_hash_table_test.v(), &[ht])?;
+            Ok(![gl.eq.v(), gl.eql.v(), gl.equal.v()].into_iter().any(|t| lx.eq(name, t)))
+        }
+    }
+}
+
+/// Whether SEQ is a non-empty list (a cons).
+fn is_cons(lx: Lx, seq: emacs_value) -> LResult<bool> {
+    Ok(lx.is_not_nil(seq) && lx.eq(lx.type_of(seq)?, g().cons.v()))
+}
+
 /// An rhash table to read entries from and give its test to a result: a
 /// built-in hash table is converted (`rhash-from-hash-table`, a Lisp loop).
 fn rhash_of<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<&'a Handle> {
@@ -93,15 +120,16 @@ fn rhash_of<'a>(lx: Lx<'a>, v: emacs_value) -> LResult<&'a Handle> {
 /// code run in between (user functions) may change the table, as in a
 /// `maphash`; or a built-in table's snapshot, `[KEYS VALS]` vectors.
 enum Entries<'a> {
-    /// The table, and two local value boxes for its entries (direct path).
-    R(&'a Handle, [emacs_value; 2]),
+    /// The table, two local value boxes for its entries (direct path), and
+    /// the walk (a compaction asked for meanwhile waits for `finish`).
+    R(&'a Handle, [emacs_value; 2], Walking<'a>),
     Vecs(Slots, Slots, usize),
 }
 
 impl Entries<'_> {
     fn of<'a>(lx: Lx, r: Readable<'a>) -> LResult<Entries<'a>> {
         match r {
-            Readable::R(h) => Ok(Entries::R(h, [lx.make_integer(0)?, lx.make_integer(0)?])),
+            Readable::R(h) => Ok(Entries::R(h, [lx.make_integer(0)?, lx.make_integer(0)?], h.walk_begin())),
             Readable::Builtin(ht) => {
                 let kv = lx.funcall(g().f_snapshot.v(), &[ht])?;
                 let (k, v) = (Slots::new(lx, lx.vec_get(kv, 0)?)?, Slots::new(lx, lx.vec_get(kv, 1)?)?);
@@ -114,7 +142,7 @@ impl Entries<'_> {
     /// Upper bound of entry numbers (re-read after any Lisp call).
     fn bound(&self, lx: Lx) -> LResult<usize> {
         match self {
-            Entries::R(h, _) => Ok(h.read(lx, Table::extent)?.1),
+            Entries::R(h, ..) => Ok(h.read(lx, Table::extent)?.1),
             Entries::Vecs(_, _, n) => Ok(*n),
         }
     }
@@ -123,7 +151,7 @@ impl Entries<'_> {
     /// value, valid until the next `get`.
     fn get(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
         match self {
-            Entries::R(h, boxes) => Ok(h.entry_to(lx, i, *boxes)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::R(h, boxes, _) => Ok(h.entry_to(lx, i, *boxes)?.map(|(k, v)| (k.v, Some(k), v))),
             Entries::Vecs(k, v, _) => Ok(Some((k.at(lx, i)?, None, v.at(lx, i)?))),
         }
     }
@@ -132,15 +160,23 @@ impl Entries<'_> {
     /// values from the official API), for callers that keep them.
     fn get_owned(&self, lx: Lx, i: usize) -> LResult<Option<(emacs_value, Option<Key>, emacs_value)>> {
         match self {
-            Entries::R(h, _) => Ok(h.entry_at(lx, i)?.map(|(k, v)| (k.v, Some(k), v))),
+            Entries::R(h, ..) => Ok(h.entry_at(lx, i)?.map(|(k, v)| (k.v, Some(k), v))),
             Entries::Vecs(k, v, _) => Ok(Some((lx.vec_get(k.value(), i)?, None, lx.vec_get(v.value(), i)?))),
         }
     }
 
     fn test(&self) -> Option<&Test> {
         match self {
-            Entries::R(h, _) => Some(h.test()),
+            Entries::R(h, ..) => Some(h.test()),
             Entries::Vecs(..) => None,
+        }
+    }
+
+    /// End the walk of an rhash table (running a compaction it deferred).
+    fn finish(self, lx: Lx) -> LResult<()> {
+        match self {
+            Entries::R(h, _, w) => h.end_walk(lx, w),
+            Entries::Vecs(..) => Ok(()),
         }
     }
 }
@@ -165,6 +201,11 @@ pub fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let default = a.get(2).copied().unwrap_or_else(|| gl.nil());
     let table = readable(lx, a[1])?;
+    // A user test's functions run for each key and may change a KEYS
+    // list: it is then read cell by cell, as `mapcar' reads it.
+    if is_cons(lx, a[0])? && user_test(lx, table)? {
+        return lx.funcall(gl.f_get_many_loop.v(), &[a[0], a[1], default]);
+    }
     let (vec, as_list) = seq_vector(lx, a[0], false)?;
     let keys = Slots::new(lx, vec)?;
     let n = keys.len();
@@ -222,6 +263,10 @@ pub fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     if nk != nv {
         return Err(error::lengths(lx, nk, nv));
     }
+    // As in `get_many': lists a user test may change are read by `cl-mapc'.
+    if matches!(h.test(), Test::User(_)) && (is_cons(lx, a[0])? || is_cons(lx, a[1])?) {
+        return lx.funcall(g().f_put_many_loop.v(), &[a[0], a[1], table]);
+    }
     for i in 0..nk {
         if quit_requested(lx, i) {
             return Ok(g().nil());
@@ -238,6 +283,8 @@ pub fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 /// `cached`: K's hash, when computed for `h`'s test.
 /// FUNCTION runs with the table free to change, and its result is put
 /// afresh (the key may have gone meanwhile), as the Lisp loop's `puthash`.
+/// The table is busy only while its own test's Lisp runs (inside
+/// `locate`); `locate`'s answer holds until Lisp runs again.
 fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Option<Key>, v: emacs_value, f: Option<emacs_value>) -> LResult<()> {
     let key = key_arg(k, cached, true);
     h.check_mutable(lx, table)?;
@@ -245,16 +292,13 @@ fn merge_one(lx: Lx, h: &Handle, table: emacs_value, k: emacs_value, cached: Opt
         // A plain merge: one put, with the cached hash where it serves.
         return h.put_key(lx, key, v);
     };
-    let busy = h.busy();
     let (key, found) = h.locate(lx, key)?;
     let Some(found) = found else {
         return h.put_key(lx, KeyArg::Classified(key), v);
     };
     let old = h.value_at(lx, found.entry)?;
-    drop(busy);
     let new = lx.funcall(f, &[old, v])?;
     h.check_mutable(lx, table)?;
-    let _busy = h.busy();
     h.put_key(lx, KeyArg::Classified(key), new)
 }
 
@@ -269,13 +313,21 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
     let id = h.test();
     let mut step = 0usize;
     for r in readables {
+        // Lisp run between the entries (FUNCTION, TABLE's user test) may
+        // change a built-in source: it is then read by a `maphash' loop.
+        if let Readable::Builtin(ht) = r {
+            if f.is_some() || matches!(id, Test::User(_)) {
+                lx.funcall(g().f_merge_loop.v(), &[f.unwrap_or_else(|| g().nil()), table, ht])?;
+                continue;
+            }
+        }
         let src = Entries::of(lx, r)?;
         let same = same_test(lx, src.test(), id);
         let mut i = 0;
         while i < src.bound(lx)? {
             // A plain merge from a table with the same test: Lisp-free
             // stretches in one step on the direct path.
-            if let (None, true, Entries::R(sh, boxes)) = (f, same, &src) {
+            if let (None, true, Entries::R(sh, boxes, _)) = (f, same, &src) {
                 let j = h.merge_quick(lx, sh, *boxes, i);
                 step += j - i;
                 i = j;
@@ -292,6 +344,7 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
             }
             i += 1;
         }
+        src.finish(lx)?;
     }
     Ok(table)
 }
@@ -341,10 +394,8 @@ impl<'a> Member<'a> {
 
     fn contains(&self, lx: Lx, k: emacs_value, cached: Option<Key>, same: bool) -> LResult<bool> {
         match self.b {
-            Readable::R(h) => {
-                let _busy = h.busy();
-                h.contains(lx, key_arg(k, cached, same))
-            }
+            // (`locate` marks B busy while B's user test runs.)
+            Readable::R(h) => h.contains(lx, key_arg(k, cached, same)),
             Readable::Builtin(_) => Ok(self.value(lx, k, cached, same)?.is_some()),
         }
     }
@@ -352,27 +403,77 @@ impl<'a> Member<'a> {
 
 /// `rhash-intersection` (keep = true) and `rhash-difference` (false).
 fn filter(lx: Lx, a: &[emacs_value], keep: bool) -> LResult<emacs_value> {
+    let (ra, rb) = (readable(lx, a[0])?, readable(lx, a[1])?);
+    // B's user test (lookups) and A's (puts into the result) may change a
+    // built-in A while it is read: the Lisp loop reads it then.
+    if matches!(ra, Readable::Builtin(_)) && (user_test(lx, ra)? || user_test(lx, rb)?) {
+        return lx.funcall(g().f_filter_loop.v(), &[a[0], a[1], g().bool(keep)]);
+    }
     let ha = rhash_of(lx, a[0])?;
-    let member = Member::new(lx, readable(lx, a[1])?)?;
-    // A cannot change while its keys are looked up in B, so the gathered
-    // entries stay valid (a user function that tries gets an error).
-    let _busy = ha.busy();
+    let member = Member::new(lx, rb)?;
     let same = member.same(lx, Some(ha.test()));
+    // Lisp run by B's user test may change A: then A is walked as
+    // `rhash-map' walks it (`filter_walk`).  Otherwise only a GC hook could,
+    // and the fast walk starts over as the walk when A changed.
+    if !user_test(lx, rb)? {
+        if let Some(r) = filter_quick(lx, ha, &member, same, keep)? {
+            return Ok(r);
+        }
+    }
+    filter_walk(lx, ha, &member, same, keep)
+}
+
+/// `filter`'s loop when no user Lisp runs: the entry numbers of A to keep,
+/// copied from A at the end.  `None` when A changed meanwhile (Lisp run
+/// by a GC): the caller walks again.
+fn filter_quick(lx: Lx, ha: &Handle, member: &Member, same: bool, keep: bool) -> LResult<Option<emacs_value>> {
+    let g0 = ha.gen();
     let (live, slots) = ha.read(lx, Table::extent)?;
-    // The entry numbers of A to keep; the result copies them from A.
     let mut kept = Vec::new();
     let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
     for i in 0..slots {
         if quit_requested(lx, i) {
-            return Ok(g().nil());
+            return Ok(Some(g().nil()));
         }
         let Some((key, _)) = ha.entry_to(lx, i, boxes)? else { continue };
         if member.contains(lx, key.v, Some(key), same)? == keep {
             kept.push(i);
         }
+        if ha.gen() != g0 {
+            return Ok(None);
+        }
     }
     debug_assert!(kept.len() <= live);
     store::build_from(lx, ha.test().try_clone(lx)?, &[(ha, &kept)])
+}
+
+/// `filter`'s loop as `rhash-map` walks A: each entry is read when the
+/// walk reaches it (A may change under B's lookups), its key and value
+/// kept for the result; if A changed, a key may come twice and the result
+/// takes it as repeated puts would.
+fn filter_walk(lx: Lx, ha: &Handle, member: &Member, same: bool, keep: bool) -> LResult<emacs_value> {
+    let g0 = ha.gen();
+    let walk = ha.walk_begin();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ha.read(lx, Table::extent)?.1 {
+        if quit_requested(lx, i) {
+            return Ok(g().nil());
+        }
+        if let Some((key, v)) = ha.entry_at(lx, i)? {
+            if member.contains(lx, key.v, Some(key), same)? == keep {
+                out.push((key, v));
+            }
+        }
+        i += 1;
+    }
+    ha.end_walk(lx, walk)?;
+    let test = ha.test().try_clone(lx)?;
+    if ha.gen() == g0 {
+        store::build(lx, test, &out, &[])
+    } else {
+        store::build(lx, test, &[], &out)
+    }
 }
 
 pub fn intersection(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -384,19 +485,30 @@ pub fn difference(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
 }
 
 pub fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
+    // A's user test runs for each key of B (and each put of A's keys in
+    // the Lisp loop): with a built-in table involved, that loop runs.
+    let (ra0, rb) = (readable(lx, a[0])?, readable(lx, a[1])?);
+    if (matches!(ra0, Readable::Builtin(_)) || matches!(rb, Readable::Builtin(_))) && user_test(lx, ra0)? {
+        return lx.funcall(g().f_union_loop.v(), &[a[0], a[1]]);
+    }
     let ha = rhash_of(lx, a[0])?;
-    let rb = readable(lx, a[1])?;
-    let _busy_a = ha.busy();
-    let _busy_b = match rb {
-        Readable::R(h) => Some(h.busy()),
-        Readable::Builtin(_) => None,
+    // Neither table is held busy: Lisp run by A's user test (or by a GC)
+    // may change both, as in the Lisp loop.  Their generations say whether
+    // it did.
+    let gens = || -> (u32, Option<u32>) {
+        let gb = match rb {
+            Readable::R(h) => Some(h.gen()),
+            Readable::Builtin(_) => None,
+        };
+        (ha.gen(), gb)
     };
+    let g0 = gens();
     let ida = ha.test();
-    let (_, slots) = ha.read(lx, Table::extent)?;
-    // Both rhash tables with one test: A's entries, then B's whose keys A
-    // lacks, copied from both tables' vectors in one step.
+    // Both rhash tables with one built-in test: A's entries, then B's whose
+    // keys A lacks, copied from both tables' vectors in one step (unless
+    // Lisp run by a GC changed a table meanwhile).
     if let Readable::R(hb) = rb {
-        if same_test(lx, Some(hb.test()), ida) {
+        if !matches!(ida, Test::User(_)) && same_test(lx, Some(hb.test()), ida) {
             let a_entries: Vec<usize> = ha.read(lx, |t| t.live_entries())?;
             let (_, bslots) = hb.read(lx, Table::extent)?;
             let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
@@ -409,10 +521,21 @@ pub fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
                 if !ha.contains(lx, KeyArg::Classified(key))? {
                     b_entries.push(i);
                 }
+                if gens() != g0 {
+                    break;
+                }
             }
-            return store::build_from(lx, ida.try_clone(lx)?, &[(ha, &a_entries), (hb, &b_entries)]);
+            if gens() == g0 {
+                if let Some(r) = store::build_from(lx, ida.try_clone(lx)?, &[(ha, &a_entries), (hb, &b_entries)])? {
+                    return Ok(r);
+                }
+            }
         }
     }
+    // A's entries now, then B's walked as `rhash-map' (or `maphash') walks
+    // it, each looked up in A as it is when reached.
+    let g0 = gens();
+    let (_, slots) = ha.read(lx, Table::extent)?;
     let mut out = Vec::new();
     for i in 0..slots {
         if let Some(entry) = ha.entry_at(lx, i)? {
@@ -423,23 +546,29 @@ pub fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let src = Entries::of(lx, rb)?;
     let same = same_test(lx, src.test(), ida);
     let mut extra = Vec::new();
-    for i in 0..src.bound(lx)? {
+    let mut i = 0;
+    while i < src.bound(lx)? {
         if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         // `extra` keeps the values: owned ones, not `get`'s reused boxes.
-        let Some((k, cached, v)) = src.get_owned(lx, i)? else { continue };
-        if let (key, None) = ha.locate(lx, key_arg(k, cached, same))? {
-            extra.push((key, v));
+        if let Some((k, cached, v)) = src.get_owned(lx, i)? {
+            if let (key, None) = ha.locate(lx, key_arg(k, cached, same))? {
+                extra.push((key, v));
+            }
         }
+        i += 1;
     }
+    src.finish(lx)?;
     let test = ha.test().try_clone(lx)?;
-    if same {
-        // B's keys are distinct under A's test: append them as they are.
+    if same && gens() == g0 {
+        // B's keys are distinct under A's test and none is among A's
+        // entries read above: append them as they are.
         out.append(&mut extra);
     }
-    // Under another test two of B's keys may be one key of A's test: the
-    // later one replaces the value, as repeated puts would.
+    // Under another test two of B's keys may be one key of A's test (and
+    // if Lisp changed A or B, a key may come twice or be one of A's entries
+    // read above): the later one replaces the value, as repeated puts would.
     store::build(lx, test, &out, &extra)
 }
 
@@ -462,28 +591,32 @@ pub fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     // `equal' holds for `eq' values: only other pairs need the call.
     let default_pred = pred.is_none_or(|p| lx.eq(p, gl.f_equal.v()));
     let pred = pred.unwrap_or_else(|| gl.f_equal.v());
+    // PREDICATE and B's user test run for each entry of A: a built-in A
+    // is then read by a `maphash' loop.
+    if matches!(ra, Readable::Builtin(_)) && (!default_pred || user_test(lx, member.b)?) {
+        return lx.funcall(gl.f_equal_loop.v(), &[a[0], a[1], pred]);
+    }
     if count_of(lx, ra)? != count_of(lx, member.b)? {
         return Ok(gl.nil());
     }
     let src = Entries::of(lx, ra)?;
     let same = member.same(lx, src.test());
     let mut i = 0;
-    while i < src.bound(lx)? {
+    let mut equal = true;
+    while equal && i < src.bound(lx)? {
         if quit_requested(lx, i) {
             return Ok(gl.nil());
         }
         if let Some((k, cached, va)) = src.get(lx, i)? {
-            let Some(vb) = member.value(lx, k, cached, same)? else { return Ok(gl.nil()) };
-            if !(default_pred && lx.eq(va, vb)) {
-                let r = lx.funcall(pred, &[va, vb])?;
-                if !lx.is_not_nil(r) {
-                    return Ok(gl.nil());
-                }
-            }
+            equal = match member.value(lx, k, cached, same)? {
+                None => false,
+                Some(vb) => (default_pred && lx.eq(va, vb)) || lx.is_not_nil(lx.funcall(pred, &[va, vb])?),
+            };
         }
         i += 1;
     }
-    Ok(gl.t.v())
+    src.finish(lx)?;
+    Ok(gl.bool(equal))
 }
 
 // ---- Counting and duplicates ----
@@ -501,6 +634,10 @@ pub fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let table = a[1];
     let h = Handle::of(lx, table)?;
     h.check_mutable(lx, table)?;
+    // As in `get_many': a list a user test may change is read by `mapc'.
+    if matches!(h.test(), Test::User(_)) && is_cons(lx, a[0])? {
+        return lx.funcall(g().f_tally_loop.v(), &[a[0], table]);
+    }
     let (vec, _) = seq_vector(lx, a[0], false)?;
     let elems = Slots::new(lx, vec)?;
     let one = lx.make_integer(1)?;
@@ -541,6 +678,11 @@ pub fn uniq(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let gl = g();
     let test = test_named(lx, a.get(1).copied())?;
     let (vec, _) = seq_vector(lx, a[0], true)?;
+    // A user test's functions may change SEQUENCE, which is read here from
+    // a copy: the `mapc' loop reads it then.
+    if matches!(test, Test::User(_)) {
+        return lx.funcall(gl.f_uniq_loop.v(), &[a[0], a.get(1).copied().unwrap_or_else(|| gl.nil())]);
+    }
     if lx.vec_size(vec)? == 0 {
         return Ok(gl.nil());
     }

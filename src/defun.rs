@@ -151,6 +151,8 @@ defuns! {
         c"Internal: tell the module whether signals it catches could be seen\n(FLAG non-nil while `debug-on-signal' or `signal-hook-function' is\nnon-nil): then it asks Emacs only questions that cannot signal.\nRun by variable watchers set up in rhash.el.\n\n(fn FLAG)";
     c"rhash--walk" (2, 2) walk
         c"Internal: `rhash-map' in one module call on the direct path.\nCall FUNCTION with each key and value of TABLE and return t; return\nnil at once, calling nothing, when the direct path is off (then\n`rhash-map' walks the storage from Lisp).\n\n(fn FUNCTION TABLE)";
+    c"rhash--walk-mark" (2, 2) walk_mark
+        c"Internal: begin (BEGIN non-nil) or end a walk of TABLE from Lisp.\n`rhash-map' brackets its walk on the official path with these: while\na walk is in progress `rhash-compact' waits for its end.\n\n(fn TABLE BEGIN)";
     c"rhash--hole" (0, 0) hole
         c"Internal: the marker stored in free slots of `rhash--storage'.\nIt cannot be stored as a key or value (an error).\n\n(fn)";
     c"rhash--stats" (1, 1) stats
@@ -182,7 +184,7 @@ defuns! {
     c"rhash-uniq" (1, 2) uniq
         c"Return a fresh list of the distinct elements of SEQUENCE.\nSEQUENCE is a list or a vector.  The elements keep their first\noccurrences' order; two elements are the same under TEST: `eq',\n`eql', `equal' (the default) or a name given to\n`define-hash-table-test'.  Like `seq-uniq' and `delete-dups'.\n\n(fn SEQUENCE &optional TEST)";
     c"rhash-compact" (1, 1) compact
-        c"Give back the memory of TABLE's removed entries; return TABLE.\nTABLE's capacity drops to what its entries need; the iteration order\nis kept, and the places of removed entries are forgotten (later new\nkeys are appended).  Tables never shrink otherwise (nor do built-in\nones).\n\n(fn TABLE)";
+        c"Give back the memory of TABLE's removed entries; return TABLE.\nTABLE's capacity drops to what its entries need; the iteration order\nis kept, and the places of removed entries are forgotten (later new\nkeys are appended).  Tables never shrink otherwise (nor do built-in\nones).  During a walk of TABLE (`rhash-map', a bulk operation reading\nit) the compaction waits for the walk's end, so that the walk visits\nevery entry that stays.\n\n(fn TABLE)";
     c"rhash-stats" (1, 1) stats
         c"Return a plist describing TABLE's memory and probe lengths.\n:count entries, :capacity (as `rhash-size'), :slots entry places in\nuse or free, :vector-length of the storage vectors, :index-slots,\n:tombstones, :max-probe and :mean-probe (index slots a lookup of\na present key examines), and :bytes, the memory TABLE holds outside\nthe Lisp heap.\n\n(fn TABLE)";
     }

@@ -92,6 +92,17 @@ globals! {
         f_resolve_test = c"rhash--resolve-test",
         f_snapshot = c"rhash--hash-table-vectors",
         f_from_hash_table = c"rhash-from-hash-table",
+        f_hash_table_test = c"hash-table-test",
+        // The Lisp loops the bulk operations call where user Lisp run
+        // between elements may change a built-in table or a key list.
+        f_merge_loop = c"rhash--merge-loop",
+        f_filter_loop = c"rhash--filter-loop",
+        f_union_loop = c"rhash--union-loop",
+        f_equal_loop = c"rhash--equal-loop",
+        f_get_many_loop = c"rhash--get-many-loop",
+        f_put_many_loop = c"rhash--put-many-loop",
+        f_tally_loop = c"rhash--tally-loop",
+        f_uniq_loop = c"rhash--uniq-loop",
         // Plain data (convert.rs), saving and loading (persist.rs).
         native = c"native",
         lisp = c"lisp",

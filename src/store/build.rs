@@ -65,8 +65,15 @@ impl Handle {
     /// Give back the memory of removed entries: a compacted index
     /// (`RawTable::compacted`) and storage just long enough for the live
     /// entries, in the same order.  The caller checked that the table may
-    /// change.
+    /// change.  During a walk (`walk_begin`) the compaction waits for the
+    /// last walk's end (`end_walk`), so that entry numbers do not move
+    /// under the walk.
     pub fn compact(&self, lx: Lx) -> LResult<()> {
+        if self.walks.get() > 0 {
+            self.compact_pending.set(true);
+            return Ok(());
+        }
+        self.compact_pending.set(false);
         let _busy = self.busy();
         let (same, exists) = self.read(lx, |t| {
             let same = t.raw.compacted().map(|(c, _)| {
@@ -120,16 +127,22 @@ impl Handle {
 
 /// A new table with `test` holding, in order, the entries `entries` of
 /// each `(src, entries)` part, with their cached hashes (the parts' tables
-/// hash alike and hold distinct keys); the sources must not change
-/// meanwhile (the caller holds them busy).
-pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<emacs_value> {
+/// hash alike and hold distinct keys).  The entries are copied in one
+/// Lisp-free step once the new storage exists; `None` (no table) if Lisp
+/// run by a GC meanwhile changed a source (the caller reads again).
+pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<Option<emacs_value>> {
+    let gens: Vec<u32> = parts.iter().map(|p| p.0.gen()).collect();
+    let changed = || parts.iter().zip(&gens).any(|(p, &g0)| p.0.gen() != g0);
     if matches!(test, Test::Native(_)) {
-        return build_native(lx, test, parts.iter().flat_map(|(src, entries)| entries.iter().map(move |&i| (*src, i))));
+        return build_native(lx, test, parts, &changed);
     }
     let n: usize = parts.iter().map(|p| p.1.len()).sum();
     let h = Handle::new(test, Table::new(RawTable::new(), 0));
     if n > 0 {
-        h.assemble(lx, n, |lx, cols| {
+        let done = h.assemble(lx, n, |lx, cols| {
+            if changed() {
+                return Ok(None);
+            }
             let mut raw = RawTable::with_capacity(n).map_err(|_| error::memory(lx))?;
             let mut j = 0;
             for (src, entries) in parts {
@@ -145,8 +158,11 @@ pub fn build_from(lx: Lx, test: Test, parts: &[(&Handle, &[usize])]) -> LResult<
             }
             Ok(Some(raw))
         })?;
+        if !done {
+            return Ok(None);
+        }
     }
-    h.into_lisp(lx)
+    h.into_lisp(lx).map(Some)
 }
 
 /// A new table with `test` holding `pairs` (keys classified for `test`,
@@ -320,20 +336,25 @@ pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_valu
 }
 
 
-/// A new native table holding, in order, the entries `(src, i)` (distinct
-/// keys, from tables that must not change meanwhile), each put as
-/// `rhash-put` would: keys and values are encoded, and the first one that
-/// is not plain data signals with the table holding the entries before it.
-fn build_native<'a>(lx: Lx, test: Test, entries: impl Iterator<Item = (&'a Handle, usize)>) -> LResult<emacs_value> {
+/// A new native table holding, in order, the entries of `parts` (distinct
+/// keys), each put as `rhash-put` would: keys and values are encoded, and
+/// the first one that is not plain data signals with the table holding
+/// the entries before it.  `None` if a source changed meanwhile
+/// (`changed`, Lisp run by a GC).
+fn build_native(lx: Lx, test: Test, parts: &[(&Handle, &[usize])], changed: &dyn Fn() -> bool) -> LResult<Option<emacs_value>> {
     let result = make(lx, test, 0)?;
     let h = Handle::of(lx, result)?;
+    let entries = parts.iter().flat_map(|(src, entries)| entries.iter().map(move |&i| (*src, i)));
     for (n, (src, i)) in entries.enumerate() {
         if quit_requested(lx, n) {
             return Err(crate::ffi::Exit);
+        }
+        if changed() {
+            return Ok(None);
         }
         if let Some((k, v)) = src.entry_at(lx, i)? {
             h.put_key(lx, KeyArg::Value(k.v), v)?;
         }
     }
-    Ok(result)
+    Ok(Some(result))
 }

@@ -39,6 +39,7 @@ use std::ffi::c_void;
 pub use crate::storage::{int, Slots};
 pub use build::{build, build_from, make, uniq};
 
+
 mod build;
 mod loops;
 mod read;
@@ -198,6 +199,10 @@ pub struct Handle {
     busy: Cell<u32>,
     /// Bumped by every modification (entries, values, storage).
     gen: Cell<u32>,
+    /// Walks by entry number in progress (`walk`), and whether a
+    /// compaction waits for the last of them to end.
+    walks: Cell<u32>,
+    compact_pending: Cell<bool>,
     /// The kind of key this table has been getting (official path).
     spec: Spec,
 }
@@ -208,6 +213,17 @@ pub struct Busy<'a>(&'a Handle);
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.0.busy.set(self.0.busy.get() - 1);
+    }
+}
+
+/// A walk of a table by entry number in progress (`Handle::walk`): while
+/// one is, compaction (which renumbers entries) waits for the last walk to
+/// end, so that a walk visits every entry that stays in the table.
+pub struct Walking<'a>(&'a Handle);
+
+impl Drop for Walking<'_> {
+    fn drop(&mut self) {
+        self.0.walks.set(self.0.walks.get().saturating_sub(1));
     }
 }
 
@@ -360,6 +376,39 @@ impl Handle {
         Busy(self)
     }
 
+    /// Begin a walk by entry number (see `Walking`); end it with `end_walk`
+    /// (or, on an exit, by dropping the guard: a deferred compaction then
+    /// waits for the next walk's end or the next `compact`).
+    pub fn walk_begin(&self) -> Walking<'_> {
+        self.walks.set(self.walks.get() + 1);
+        Walking(self)
+    }
+
+    /// End a walk; the last one to end runs a compaction asked for during
+    /// the walks, if the table may change now.
+    pub fn end_walk(&self, lx: Lx, w: Walking) -> LResult<()> {
+        drop(w);
+        self.after_walk(lx)
+    }
+
+    /// The official path's `rhash-map` walks from Lisp, bracketed by two
+    /// calls (`rhash--walk-mark`): BEGIN true begins a walk, false ends one.
+    pub fn mark_walk(&self, lx: Lx, begin: bool) -> LResult<()> {
+        if begin {
+            std::mem::forget(self.walk_begin());
+            return Ok(());
+        }
+        self.walks.set(self.walks.get().saturating_sub(1));
+        self.after_walk(lx)
+    }
+
+    fn after_walk(&self, lx: Lx) -> LResult<()> {
+        if self.walks.get() == 0 && self.compact_pending.get() && self.busy.get() == 0 {
+            self.compact(lx)?;
+        }
+        Ok(())
+    }
+
     /// Refuse to modify a table while one of its operations is calling Lisp.
     #[inline]
     pub fn check_mutable(&self, lx: Lx, table: emacs_value) -> LResult<()> {
@@ -480,10 +529,9 @@ impl Handle {
     }
 
     /// KEY's value in a table that is only read, valid for the whole call,
-    /// if present; the table is held busy meanwhile (a change from a user
-    /// test's function is refused).
+    /// if present.  The table is busy only while its own test's Lisp runs
+    /// (inside `locate`).
     pub fn value_of(&self, lx: Lx, key: KeyArg) -> LResult<Option<emacs_value>> {
-        let _busy = self.busy();
         match self.locate(lx, key)?.1 {
             Some(f) => Ok(Some(self.value_at(lx, f.entry)?)),
             None => Ok(None),
@@ -640,7 +688,15 @@ impl Handle {
         if matches!(test, Test::Native(_)) && t.storage.native().is_none() {
             t.storage = Store::for_test(&test);
         }
-        Box::new(Handle { test, t: RefCell::new(t), busy: Cell::new(0), gen: Cell::new(0), spec: Spec::default() })
+        Box::new(Handle {
+            test,
+            t: RefCell::new(t),
+            busy: Cell::new(0),
+            gen: Cell::new(0),
+            walks: Cell::new(0),
+            compact_pending: Cell::new(false),
+            spec: Spec::default(),
+        })
     }
 
     fn into_lisp(self: Box<Handle>, lx: Lx) -> LResult<emacs_value> {
