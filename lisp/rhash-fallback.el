@@ -154,10 +154,34 @@ cannot make weak references" (car weak))))
   (rhash-fallback--check table)
   (clrhash table))
 
+(defvar rhash-fallback--walks (make-hash-table :test 'eq :weakness 'key)
+  "Tables being walked, mapped to (WALKS . COMPACT-PENDING).")
+
+(defun rhash-fallback--walk (function table)
+  "Call FUNCTION with each key and value of TABLE, as `maphash'.
+While the walk runs, `rhash-compact' of TABLE waits for its end (the
+last walk's end, when walks nest), so that the walk visits every entry
+that stays in TABLE.  A walk left by a non-local exit leaves a waiting
+compaction to the next walk's end or the next `rhash-compact'."
+  (let ((cell (or (gethash table rhash-fallback--walks)
+                  (puthash table (cons 0 nil) rhash-fallback--walks)))
+        (done nil))
+    (setcar cell (1+ (car cell)))
+    (unwind-protect
+        (progn (maphash function table)
+               (setq done t))
+      (setcar cell (1- (car cell)))
+      (when (zerop (car cell))
+        (remhash table rhash-fallback--walks)
+        (when (and done (cdr cell))
+          (rhash-compact table))))
+    nil))
+
 (defun rhash-map (function table)
-  "Call FUNCTION with each key and value of TABLE; return nil.  Like `maphash'."
+  "Call FUNCTION with each key and value of TABLE; return nil.  Like `maphash'.
+A `rhash-compact' of TABLE during the walk waits for the walk's end."
   (rhash-fallback--check table)
-  (maphash function table))
+  (rhash-fallback--walk function table))
 
 (defun rhash-count (table)
   "Return the number of entries in TABLE.  Like `hash-table-count'."
@@ -316,11 +340,15 @@ KEYS is a list or a vector; the result is a fresh sequence of the same
 type, in KEYS' order."
   (let ((v (rhash-fallback--vector keys)))
     (rhash-fallback--check table)
-    (let ((out (make-vector (length v) nil)) (i 0) (n (length v)))
-      (while (< i n)
-        (aset out i (gethash (aref v i) table default))
-        (setq i (1+ i)))
-      (if (vectorp keys) out (append out nil)))))
+    (if (consp keys)
+        ;; A user test's functions may change the list: `mapcar' reads
+        ;; each cell when it reaches it.
+        (mapcar (lambda (k) (gethash k table default)) keys)
+      (let ((out (make-vector (length v) nil)) (i 0) (n (length v)))
+        (while (< i n)
+          (aset out i (gethash (aref v i) table default))
+          (setq i (1+ i)))
+        (if (vectorp keys) out (append out nil))))))
 
 (defun rhash-put-many (keys values table)
   "Put each of KEYS into TABLE with the value at the same place in VALUES.
@@ -333,10 +361,13 @@ Return TABLE."
     (unless (= (length kv) (length vv))
       (signal 'args-out-of-range
               (list "KEYS and VALUES differ in length" (length kv) (length vv))))
-    (let ((i 0) (n (length kv)))
-      (while (< i n)
-        (rhash-put (aref kv i) (aref vv i) table)
-        (setq i (1+ i))))
+    (if (or (consp keys) (consp values))
+        ;; Lists are read as `cl-mapc' reads them, when reached.
+        (cl-mapc (lambda (k v) (rhash-put k v table)) keys values)
+      (let ((i 0) (n (length kv)))
+        (while (< i n)
+          (rhash-put (aref kv i) (aref vv i) table)
+          (setq i (1+ i)))))
     table))
 
 (defun rhash-merge (table &rest sources)
@@ -344,7 +375,7 @@ Return TABLE."
   (rhash-fallback--check table)
   (dolist (s sources) (rhash-fallback--check s))
   (dolist (s sources)
-    (maphash (lambda (k v) (rhash-put k v table)) s))
+    (rhash-fallback--walk (lambda (k v) (rhash-put k v table)) s))
   table)
 
 (defun rhash-merge-with (function table &rest sources)
@@ -353,13 +384,14 @@ Return TABLE."
   (rhash-fallback--check table)
   (dolist (s sources) (rhash-fallback--check s))
   (dolist (s sources)
-    (maphash (lambda (k v)
-               (let ((old (gethash k table rhash-fallback--absent)))
-                 (rhash-put k (if (eq old rhash-fallback--absent)
-                                  v
-                                (funcall function old v))
-                            table)))
-             s))
+    (rhash-fallback--walk
+     (lambda (k v)
+       (let ((old (gethash k table rhash-fallback--absent)))
+         (rhash-put k (if (eq old rhash-fallback--absent)
+                          v
+                        (funcall function old v))
+                    table)))
+     s))
   table)
 
 (defun rhash-fallback--like (a)
@@ -372,11 +404,12 @@ Return TABLE."
   (rhash-fallback--check a)
   (rhash-fallback--check b)
   (let ((r (rhash-fallback--like a)))
-    (maphash (lambda (k v) (rhash-put k v r)) a)
-    (maphash (lambda (k v)
-               (when (eq (gethash k a rhash-fallback--absent) rhash-fallback--absent)
-                 (rhash-put k v r)))
-             b)
+    (rhash-fallback--walk (lambda (k v) (rhash-put k v r)) a)
+    (rhash-fallback--walk
+     (lambda (k v)
+       (when (eq (gethash k a rhash-fallback--absent) rhash-fallback--absent)
+         (rhash-put k v r)))
+     b)
     r))
 
 (defun rhash-intersection (a b)
@@ -384,10 +417,11 @@ Return TABLE."
   (rhash-fallback--check a)
   (rhash-fallback--check b)
   (let ((r (rhash-fallback--like a)))
-    (maphash (lambda (k v)
-               (unless (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
-                 (rhash-put k v r)))
-             a)
+    (rhash-fallback--walk
+     (lambda (k v)
+       (unless (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
+         (rhash-put k v r)))
+     a)
     r))
 
 (defun rhash-difference (a b)
@@ -395,10 +429,11 @@ Return TABLE."
   (rhash-fallback--check a)
   (rhash-fallback--check b)
   (let ((r (rhash-fallback--like a)))
-    (maphash (lambda (k v)
-               (when (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
-                 (rhash-put k v r)))
-             a)
+    (rhash-fallback--walk
+     (lambda (k v)
+       (when (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
+         (rhash-put k v r)))
+     a)
     r))
 
 (defun rhash-equal (a b &optional predicate)
@@ -409,12 +444,13 @@ PREDICATE defaults to `equal' and gets A's value first."
   (let ((pred (or predicate #'equal)))
     (and (= (hash-table-count a) (hash-table-count b))
          (catch 'rhash-fallback--differ
-           (maphash (lambda (k v)
-                      (let ((w (gethash k b rhash-fallback--absent)))
-                        (unless (and (not (eq w rhash-fallback--absent))
-                                     (funcall pred v w))
-                          (throw 'rhash-fallback--differ nil))))
-                    a)
+           (rhash-fallback--walk
+            (lambda (k v)
+              (let ((w (gethash k b rhash-fallback--absent)))
+                (unless (and (not (eq w rhash-fallback--absent))
+                             (funcall pred v w))
+                  (throw 'rhash-fallback--differ nil))))
+            a)
            t))))
 
 (defun rhash-tally-into (sequence table)
@@ -423,11 +459,9 @@ Each occurrence adds 1 to TABLE's value for it, as
 \(cl-incf (rhash-get ELT TABLE 0)) does."
   (let ((v (rhash-fallback--vector sequence)))
     (rhash-fallback--check table)
-    (let ((i 0) (n (length v)))
-      (while (< i n)
-        (let ((x (aref v i)))
-          (rhash-put x (1+ (gethash x table 0)) table))
-        (setq i (1+ i))))
+    ;; (`mapc' reads a list's cells when it reaches them, as the module.)
+    (mapc (lambda (x) (rhash-put x (1+ (gethash x table 0)) table))
+          (if (consp sequence) sequence v))
     table))
 
 (defun rhash-tally (sequence &rest keyword-args)
@@ -448,22 +482,26 @@ TEST is eq, eql, equal (the default) or a user test."
     (signal 'error (list "Invalid hash table test" test)))
   (let ((seen (make-hash-table :test (or test 'equal)))
         (v (rhash-fallback--vector sequence))
-        (i 0) out)
-    (while (< i (length v))
-      (let ((x (aref v i)))
-        (when (eq (gethash x seen rhash-fallback--absent) rhash-fallback--absent)
-          (puthash x t seen)
-          (push x out)))
-      (setq i (1+ i)))
+        out)
+    ;; (`mapc' reads a list's cells when it reaches them, as the module.)
+    (mapc (lambda (x)
+            (when (eq (gethash x seen rhash-fallback--absent) rhash-fallback--absent)
+              (puthash x t seen)
+              (push x out)))
+          (if (consp sequence) sequence v))
     (nreverse out)))
 
 (defun rhash-compact (table)
   "Forget TABLE's freed places: later keys are appended.  Return TABLE.
 A built-in table never gives memory back: its capacity stays."
   (rhash-fallback--check table)
-  (let ((pairs (rhash-to-alist table)))
-    (clrhash table)
-    (dolist (p pairs) (puthash (car p) (cdr p) table)))
+  (let ((walks (gethash table rhash-fallback--walks)))
+    (if walks
+        ;; During a walk of TABLE: at the walk's end.
+        (setcdr walks t)
+      (let ((pairs (rhash-to-alist table)))
+        (clrhash table)
+        (dolist (p pairs) (puthash (car p) (cdr p) table)))))
   table)
 
 (defun rhash-stats (table)
