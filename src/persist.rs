@@ -227,11 +227,6 @@ pub fn load_native(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let [table, ptr] = args else { return Ok(g().nil()) };
     let h = Handle::of(lx, *table)?;
     let l = loaded(lx, *ptr)?;
-    for (i, (k, v)) in l.entries().enumerate() {
-        if i % 4096 == 4095 && lx.should_quit() {
-            return Ok(g().nil());
-        }
-        h.put_encoded(lx, *table, k, v)?;
-    }
+    h.put_encoded(lx, *table, l.entries())?;
     Ok(*table)
 }

@@ -250,39 +250,47 @@ impl Handle {
         })
     }
 
-    /// Native storage: put KEY -> VALUE given as valid, canonical encodings
-    /// (a loaded file's), as `rhash-put` would, with no Lisp.  `rhash-unsupported`
-    /// for a key whose identity the table's test does not keep.
-    pub fn put_encoded(&self, lx: Lx, table: emacs_value, key: &[u8], value: &[u8]) -> LResult<()> {
+    /// Native storage: put each KEY -> VALUE of `entries`, given as valid,
+    /// canonical encodings (a loaded file's), as repeated `rhash-put`
+    /// would, in one borrow with no Lisp (C-g is polled: the entries put
+    /// before it stay).  `rhash-unsupported` for a key whose identity the
+    /// table's test does not keep, with the entries before it put.
+    pub fn put_encoded<'a>(&self, lx: Lx, table: emacs_value, entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> LResult<()> {
         self.check_mutable(lx, table)?;
         let rule = match self.test {
             Test::Native(rule) => rule,
             _ => return Err(error::internal(lx, "encoded entries for Lisp storage")),
         };
-        if !keys::keeps_identity(rule, key) {
-            let k = crate::native_storage::decode(lx, key)?;
-            return Err(error::unsupported_key(lx, "This native table's test does not keep this key's identity", k));
-        }
-        let meta = crate::native_storage::meta_of(key);
-        self.write(lx, |t| {
+        let refused = self.write(lx, |t| {
             let n = t.storage.native().expect("a native test has native storage");
-            match n.find_encoded(&t.raw, meta, key) {
-                Some(i) => n.set_value_encoded(lx, i, value),
-                None => {
-                    t.raw.reserve_one().map_err(|_| error::memory(lx))?;
-                    let i = t.raw.next_insert_slot();
-                    n.set_encoded(lx, i, key, value)?;
-                    match t.raw.insert(meta, 0) {
-                        Ok(_) => Ok(()),
-                        Err(_) => {
+            for (count, (key, value)) in entries.enumerate() {
+                if quit_requested(lx, count + 1) {
+                    return Ok(None);
+                }
+                if !keys::keeps_identity(rule, key) {
+                    return Ok(Some(key.to_vec()));
+                }
+                let meta = crate::native_storage::meta_of(key);
+                match n.find_encoded(&t.raw, meta, key) {
+                    Some(i) => n.set_value_encoded(lx, i, value)?,
+                    None => {
+                        t.raw.reserve_one().map_err(|_| error::memory(lx))?;
+                        let i = t.raw.next_insert_slot();
+                        n.set_encoded(lx, i, key, value)?;
+                        if t.raw.insert(meta, 0).is_err() {
                             n.free(i);
-                            Err(error::memory(lx))
+                            return Err(error::memory(lx));
                         }
                     }
                 }
             }
-        })??;
+            Ok(None)
+        })?;
         self.touch();
+        if let Some(key) = refused? {
+            let k = crate::native_storage::decode(lx, &key)?;
+            return Err(error::unsupported_key(lx, "This native table's test does not keep this key's identity", k));
+        }
         Ok(())
     }
 
