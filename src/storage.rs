@@ -23,7 +23,7 @@
 //!   stores run no Lisp);
 //! - the hole marker is never a key or value of an entry (`storable`).
 //!
-//! What another kind of storage provides (decision 0006): the same
+//! What another kind of storage provides (decision 6): the same
 //! methods over its own representation.  `Storage` lists them.
 
 use crate::direct::{self, Obj};

@@ -211,7 +211,7 @@ impl Drop for Busy<'_> {
 /// Finalizer of every rhash user-ptr; its address identifies our objects.
 ///
 /// # Safety
-/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `wrap`.
+/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `into_lisp`.
 pub unsafe extern "C" fn finalize(p: *mut c_void) {
     // Never unwind into the GC: a panic here would abort Emacs.
     let _ = std::panic::catch_unwind(|| {
