@@ -23,7 +23,7 @@
 //!   stores run no Lisp);
 //! - the hole marker is never a key or value of an entry (`storable`).
 //!
-//! What another kind of storage provides (decision 0006): the same
+//! What another kind of storage provides (decision 6): the same
 //! methods over its own representation.  `Storage` lists them.
 
 use crate::direct::{self, Obj};
@@ -202,6 +202,56 @@ impl Quick {
         }
         boxes
     }
+}
+
+impl Quick {
+    /// Add one to entry `i`'s value if it is a fixnum below the fixnum
+    /// maximum (`rhash-tally-into`'s step); false, changing nothing,
+    /// otherwise.
+    #[inline(always)]
+    pub fn count_up(&self, i: usize) -> bool {
+        match direct::fixnum(self.value(i)) {
+            Some(n) if n < (1 << 61) - 1 => {
+                self.set_value(i, direct::make_fixnum(n + 1));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether key `k` is the hole marker (which only an identity key can be).
+    #[inline(always)]
+    pub fn is_hole_key(&self, k: &Key) -> bool {
+        // SAFETY: the direct path is on (a `Quick` exists); `k.v` is live.
+        k.kind() == keys::IDENT && unsafe { direct::obj(k.v) } == hole_obj()
+    }
+}
+
+/// `storable` for a classified key: only identity and predicate keys can be
+/// the marker (a symbol), so numbers and strings need no check.
+#[inline]
+pub fn storable_key(lx: Lx, key: &Key) -> LResult<()> {
+    match key.kind() {
+        keys::INT | keys::FLOAT | keys::STR => Ok(()),
+        _ => storable(lx, &[key.v]),
+    }
+}
+
+/// Refuse the hole marker as a key or value: free places are told apart
+/// by it, so it must never be an entry's.  One `eq` each (a compare of
+/// bits on the direct path).
+#[inline(always)]
+pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
+    let hole = g().hole.v();
+    let bad = match direct::layout() {
+        // SAFETY: direct path on; live values.
+        Some(_) => objs.iter().any(|&o| unsafe { direct::obj(o) } == hole_obj()),
+        None => objs.iter().any(|&o| lx.eq(o, hole)),
+    };
+    if bad {
+        return Err(error::hole(lx));
+    }
+    Ok(())
 }
 
 /// The hole marker's object (direct path only).

@@ -30,7 +30,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Lookup, Spec, Test};
-use crate::storage::{hole_obj, holes, Storage, Store};
+use crate::storage::{holes, storable, storable_key, Storage, Store};
 use crate::table::{grown_len, RawTable};
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
@@ -156,15 +156,8 @@ impl Table {
     fn tally_quick(&mut self, lx: Lx, k: &Key, f: Option<Found>, one: emacs_value) -> LResult<bool> {
         let Some(q) = self.storage.quick() else { return Ok(false) };
         match f {
-            Some(f) => match direct::fixnum(q.value(f.entry)) {
-                Some(n) if n < (1 << 61) - 1 => {
-                    q.set_value(f.entry, direct::make_fixnum(n + 1));
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
-            // SAFETY: the direct path is on (`q`); `k.v` is live.
-            None if k.kind() == keys::IDENT && unsafe { direct::obj(k.v) } == hole_obj() => Ok(false),
+            Some(f) => Ok(q.count_up(f.entry)),
+            None if q.is_hole_key(k) => Ok(false),
             None => self.insert_with_room(lx, k, one),
         }
     }
@@ -214,7 +207,7 @@ impl Drop for Busy<'_> {
 /// Finalizer of every rhash user-ptr; its address identifies our objects.
 ///
 /// # Safety
-/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `wrap`.
+/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `into_lisp`.
 pub unsafe extern "C" fn finalize(p: *mut c_void) {
     // Never unwind into the GC: a panic here would abort Emacs.
     let _ = std::panic::catch_unwind(|| {
@@ -666,34 +659,6 @@ impl Handle {
 }
 
 // ---- Checks ----
-
-/// `storable` for a classified key: only identity and predicate keys can be
-/// the marker (a symbol), so numbers and strings need no check.
-#[inline]
-fn storable_key(lx: Lx, key: &Key) -> LResult<()> {
-    match key.kind() {
-        keys::INT | keys::FLOAT | keys::STR => Ok(()),
-        _ => storable(lx, &[key.v]),
-    }
-}
-
-/// Refuse the hole marker as a key or value: free places are told apart
-/// by it, so it must never be an entry's.  One `eq` each (a compare of
-/// bits on the direct path).
-#[inline(always)]
-pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
-    let gl = g();
-    let hole = gl.hole.v();
-    let bad = match direct::layout() {
-        // SAFETY: direct path on; live values.
-        Some(_) => objs.iter().any(|&o| unsafe { direct::obj(o) } == hole_obj()),
-        None => objs.iter().any(|&o| lx.eq(o, hole)),
-    };
-    if bad {
-        return Err(error::hole(lx));
-    }
-    Ok(())
-}
 
 /// Whether `v` is a user-ptr (`type_of`, which never signals).
 fn is_user_ptr(lx: Lx, v: emacs_value) -> bool {
