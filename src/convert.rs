@@ -148,11 +148,9 @@ impl Encoding {
             } else if lx.eq(v, gl.t.v()) {
                 e.t();
             } else {
-                drop(e);
                 self.symbol(lx, v, out)?;
             }
         } else if lx.eq(ty, g().cons.v()) {
-            drop(e);
             if depth >= plain::MAX_DEPTH {
                 return Err(self.too_deep(lx, v));
             }
@@ -221,7 +219,7 @@ impl Encoding {
                 power *= 2;
                 lam = 0;
             }
-            if self.items.len() % 4096 == 0 && lx.should_quit() {
+            if self.items.len().is_multiple_of(4096) && lx.should_quit() {
                 return Err(Refused::Exit);
             }
         };
