@@ -113,11 +113,17 @@ impl NativeStorage {
     }
 
     pub fn key(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
+        self.decode_part(lx, |s| s.key(i))
+    }
+
+    /// A fresh object from the encoding `part` picks: an atom made at once,
+    /// anything else from a copy of its bytes.
+    fn decode_part(&self, lx: Lx, part: impl Fn(&NativeStore) -> &[u8]) -> LResult<emacs_value> {
         let store = self.store.borrow();
-        if let Some(v) = convert::decode_atom(lx, store.key(i)) {
+        if let Some(v) = convert::decode_atom(lx, part(&store)) {
             return v;
         }
-        let bytes = store.key(i).to_vec();
+        let bytes = part(&store).to_vec();
         drop(store);
         decode(lx, &bytes)
     }
@@ -154,13 +160,7 @@ impl NativeStorage {
     }
 
     pub fn value(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        let store = self.store.borrow();
-        if let Some(v) = convert::decode_atom(lx, store.value(i)) {
-            return v;
-        }
-        let bytes = store.value(i).to_vec();
-        drop(store);
-        decode(lx, &bytes)
+        self.decode_part(lx, |s| s.value(i))
     }
 
     /// Store the encodings `admit` made at place `i`.
