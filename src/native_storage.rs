@@ -52,6 +52,22 @@ impl NativeStorage {
         NativeStorage { rule, store: RefCell::new(NativeStore::new()), pending: RefCell::default() }
     }
 
+    /// Classify KEY without Lisp when the direct path reads it in place (a
+    /// fixnum, float, string or nil); `None` (declined) otherwise.
+    #[inline]
+    pub fn classify_quick(rule: KeyRule, key: emacs_value) -> Option<Key> {
+        let l = direct::layout()?;
+        CLASSIFIED.with(|c| {
+            let mut buf = c.try_borrow_mut().ok()?;
+            buf.clear();
+            if !convert::encode_atom_direct(l, key, &mut buf) || buf.is_empty() {
+                return None;
+            }
+            let meta = if keeps_identity(rule, &buf) { meta(KEY, plain::hash(&buf)) } else { meta(ABSENT, 0) };
+            Some(Key { v: key, meta, payload: 0 })
+        })
+    }
+
     /// Classify KEY: its encoding goes to the scratch buffer for the probe.
     pub fn classify(lx: Lx, rule: KeyRule, key: emacs_value) -> LResult<Lookup> {
         let k = CLASSIFIED.with(|c| {

@@ -111,7 +111,7 @@ impl Storage for Store {
     #[inline(always)]
     fn classify_quick(plan: Plan, key: emacs_value) -> Option<Key> {
         match plan {
-            Plan::Native(_) => None,
+            Plan::Native(rule) => NativeStorage::classify_quick(rule, key),
             _ => LispStorage::classify_quick(plan, key),
         }
     }
