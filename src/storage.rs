@@ -96,7 +96,7 @@ pub trait Storage {
     fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<[emacs_value; 2]>;
     /// Check KEY and VALUE before an insertion changes anything (native:
     /// they must be plain data); an error leaves the table as it was.
-    fn admit(&self, _lx: Lx, _key: emacs_value, _value: emacs_value) -> LResult<()> {
+    fn admit(&self, _lx: Lx, _key: &Key, _value: emacs_value) -> LResult<()> {
         Ok(())
     }
     /// Store KEY and VALUE at place `i` (< `room()`), right after `admit`.

@@ -206,7 +206,7 @@ impl Storage for Store {
     }
 
     #[inline(always)]
-    fn admit(&self, lx: Lx, key: emacs_value, value: emacs_value) -> LResult<()> {
+    fn admit(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
         match self {
             Store::Lisp(_) => Ok(()),
             Store::Native(n) => n.admit(lx, key, value),

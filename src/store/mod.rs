@@ -130,7 +130,7 @@ impl Table {
     /// key and value (`storable`).
     #[inline]
     fn insert_with_room(&mut self, lx: Lx, k: &Key, value: emacs_value) -> LResult<bool> {
-        self.storage.admit(lx, k.v, value)?;
+        self.storage.admit(lx, k, value)?;
         if self.raw.reserve_one().is_err() {
             return Err(error::memory(lx));
         }
