@@ -258,10 +258,10 @@ impl NativeStorage {
             .collect()
     }
 
-    /// Entry `i`'s key and value encodings, as they are saved.
-    pub fn with_entry<R>(&self, i: usize, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
-        let s = self.store.borrow();
-        f(s.key(i), s.value(i))
+    /// Entry `i`'s key and value encodings, one after the other, as they
+    /// are saved.
+    pub fn with_entry<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.store.borrow().entry_bytes(i))
     }
 
     /// Put encodings that are already valid and canonical (a loaded file's)

@@ -232,9 +232,10 @@ impl Handle {
     }
 
     /// Native storage: call `f` with each live entry's key and value
-    /// encodings, in iteration order, under one borrow (no Lisp).  False,
-    /// calling nothing, for Lisp storage.
-    pub fn each_native(&self, lx: Lx, mut f: impl FnMut(&[u8], &[u8])) -> LResult<bool> {
+    /// encodings (one after the other in one slice), in iteration order,
+    /// under one borrow (no Lisp).  False, calling nothing, for Lisp
+    /// storage.
+    pub fn each_native(&self, lx: Lx, mut f: impl FnMut(&[u8])) -> LResult<bool> {
         self.read(lx, |t| match t.storage.native() {
             Some(n) => {
                 t.raw.iter().for_each(|(i, _)| n.with_entry(i, &mut f));
