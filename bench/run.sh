@@ -302,3 +302,11 @@ if [ "${RHASH_BENCH_NATIVE:-1}" != 0 ] &&
     tail -20 "$tmp/native.log" >&2
   fi
 fi
+
+# Native storage and files: GC cost, memory, speed, save and load
+# (each measurement in a fresh Emacs; RHASH_BENCH_STORAGE_N entries).
+if [ "${RHASH_BENCH_STORAGE:-1}" != 0 ]; then
+  cp bench/native.el "$tmp/"
+  "$EMACS" -Q --batch -L "$tmp" -l "$tmp/native.el" \
+    -f rhash-bench-native "${RHASH_BENCH_STORAGE_N:-1000000}"
+fi

@@ -75,7 +75,7 @@ pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
 
 /// A table's test.  User tests are resolved when the table is made.
 /// A native table's test says which keys keep their identity in a copy
-/// (`KeyRule`): its storage follows from it (`storage::Store::for_test`).
+/// (`KeyRule`): its storage follows from it (`store_kind::Store::for_test`).
 pub enum Test {
     Eq,
     Eql,

@@ -34,6 +34,7 @@ mod quiet;
 mod release;
 mod native_storage;
 mod storage;
+mod store_kind;
 mod store;
 
 use emacs::raw::{emacs_env, emacs_runtime};

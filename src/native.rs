@@ -173,6 +173,14 @@ impl NativeStore {
         (rec, k, plain::value_len(&rec[k..]))
     }
 
+    /// The key's encoding then the value's, of live slot `entry`, as one
+    /// slice (panics on a free slot): what a file holds for the entry.
+    #[inline]
+    pub fn entry_bytes(&self, entry: usize) -> &[u8] {
+        let (rec, k, v) = self.record(entry);
+        &rec[..k + v]
+    }
+
     /// The key of live slot `entry` (panics on a free slot).
     #[inline]
     pub fn key(&self, entry: usize) -> &[u8] {

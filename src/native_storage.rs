@@ -33,8 +33,10 @@ const ABSENT: u64 = 7;
 
 thread_local! {
     /// The encoding of the key classified last (`classify`), for the probe
-    /// that follows it (`find_classified`).
-    static CLASSIFIED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// that follows it (`find_classified`) and the insertion after that
+    /// (`admit`), with its classification's number: a `Key`'s payload, so
+    /// `admit` reuses the bytes only for the key they encode.
+    static CLASSIFIED: RefCell<(u64, Vec<u8>)> = const { RefCell::new((0, Vec::new())) };
     /// Reused encoder and decoder state.
     static CODEC: RefCell<(Encoding, Decoding)> = RefCell::new(Default::default());
 }
@@ -52,21 +54,43 @@ impl NativeStorage {
         NativeStorage { rule, store: RefCell::new(NativeStore::new()), pending: RefCell::default() }
     }
 
+    /// Classify KEY without Lisp when the direct path reads it in place (a
+    /// fixnum, float, string or nil); `None` (declined) otherwise.
+    #[inline]
+    pub fn classify_quick(rule: KeyRule, key: emacs_value) -> Option<Key> {
+        let l = direct::layout()?;
+        CLASSIFIED.with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            let (n, buf) = &mut *c;
+            buf.clear();
+            if !convert::encode_atom_direct(l, key, buf) || buf.is_empty() {
+                *n += 1;
+                return None;
+            }
+            *n += 1;
+            let meta = if keeps_identity(rule, buf) { meta(KEY, plain::hash(buf)) } else { meta(ABSENT, 0) };
+            Some(Key { v: key, meta, payload: *n })
+        })
+    }
+
     /// Classify KEY: its encoding goes to the scratch buffer for the probe.
     pub fn classify(lx: Lx, rule: KeyRule, key: emacs_value) -> LResult<Lookup> {
-        let k = CLASSIFIED.with(|c| {
-            let mut buf = c.borrow_mut();
+        let (k, n) = CLASSIFIED.with(|c| {
+            let mut c = c.borrow_mut();
+            let (n, buf) = &mut *c;
             buf.clear();
-            let atom = direct::layout().is_some_and(|l| convert::encode_atom_direct(l, key, &mut buf) && !buf.is_empty());
-            let r = if atom { Ok(()) } else { encode(lx, key, &mut buf) };
-            match r {
-                Ok(()) if keeps_identity(rule, &buf) => Ok(meta(KEY, plain::hash(&buf))),
-                Ok(()) | Err(Refused::NotPlain(_) | Refused::Circular(_)) => Ok(meta(ABSENT, 0)),
-                Err(Refused::Memory) => Err(error::memory(lx)),
-                Err(Refused::Exit) => Err(crate::ffi::Exit),
-            }
+            *n += 1;
+            let atom = direct::layout().is_some_and(|l| convert::encode_atom_direct(l, key, buf) && !buf.is_empty());
+            let r = if atom { Ok(()) } else { encode(lx, key, buf) };
+            let m = match r {
+                Ok(()) if keeps_identity(rule, buf) => meta(KEY, plain::hash(buf)),
+                Ok(()) | Err(Refused::NotPlain(_) | Refused::Circular(_)) => meta(ABSENT, 0),
+                Err(Refused::Memory) => return Err(error::memory(lx)),
+                Err(Refused::Exit) => return Err(crate::ffi::Exit),
+            };
+            Ok((m, *n))
         })?;
-        Ok(Lookup::of_key(Key { v: key, meta: k, payload: 0 }))
+        Ok(Lookup::of_key(Key { v: key, meta: k, payload: n }))
     }
 
     /// The entry holding the key classified last, comparing encodings.
@@ -76,19 +100,33 @@ impl NativeStorage {
         }
         let store = self.store.borrow();
         CLASSIFIED.with(|c| {
-            let k = c.borrow();
-            raw.find(key.meta, |i| plain::equal(store.key(i), &k))
+            let c = c.borrow();
+            // (`locate` probes right after classifying: no other key was
+            // classified in between.)
+            debug_assert_eq!(c.0, key.payload);
+            raw.find(key.meta, |i| plain::equal(store.key(i), &c.1))
         })
     }
 
     /// Check and encode KEY and VALUE for the `set` that follows: errors
     /// here leave the table as it was.
-    pub fn admit(&self, lx: Lx, key: emacs_value, value: emacs_value) -> LResult<()> {
+    pub fn admit(&self, lx: Lx, key: &Key, value: emacs_value) -> LResult<()> {
         let mut p = self.pending.borrow_mut();
         let (k, v) = &mut *p;
         k.clear();
         v.clear();
-        encode(lx, key, k).map_err(|r| refused(lx, r))?;
+        // The classification's bytes when they are still this key's.
+        let reused = CLASSIFIED.with(|c| match c.try_borrow() {
+            Ok(c) if c.0 == key.payload && crate::table::meta_kind(key.meta) == KEY => {
+                k.extend_from_slice(&c.1);
+                true
+            }
+            _ => false,
+        });
+        if !reused {
+            encode(lx, key.v, k).map_err(|r| refused(lx, r))?;
+        }
+        let key = key.v;
         if !keeps_identity(self.rule, k) {
             let what = match self.rule {
                 KeyRule::Eq => "A native `eq' table takes only fixnums and symbols as keys",
@@ -113,11 +151,17 @@ impl NativeStorage {
     }
 
     pub fn key(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
+        self.decode_part(lx, |s| s.key(i))
+    }
+
+    /// A fresh object from the encoding `part` picks: an atom made at once,
+    /// anything else from a copy of its bytes.
+    fn decode_part(&self, lx: Lx, part: impl Fn(&NativeStore) -> &[u8]) -> LResult<emacs_value> {
         let store = self.store.borrow();
-        if let Some(v) = convert::decode_atom(lx, store.key(i)) {
+        if let Some(v) = convert::decode_atom(lx, part(&store)) {
             return v;
         }
-        let bytes = store.key(i).to_vec();
+        let bytes = part(&store).to_vec();
         drop(store);
         decode(lx, &bytes)
     }
@@ -154,13 +198,7 @@ impl NativeStorage {
     }
 
     pub fn value(&self, lx: Lx, i: usize) -> LResult<emacs_value> {
-        let store = self.store.borrow();
-        if let Some(v) = convert::decode_atom(lx, store.value(i)) {
-            return v;
-        }
-        let bytes = store.value(i).to_vec();
-        drop(store);
-        decode(lx, &bytes)
+        self.decode_part(lx, |s| s.value(i))
     }
 
     /// Store the encodings `admit` made at place `i`.
@@ -220,10 +258,10 @@ impl NativeStorage {
             .collect()
     }
 
-    /// Entry `i`'s key and value encodings, as they are saved.
-    pub fn with_entry<R>(&self, i: usize, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
-        let s = self.store.borrow();
-        f(s.key(i), s.value(i))
+    /// Entry `i`'s key and value encodings, one after the other, as they
+    /// are saved.
+    pub fn with_entry<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.store.borrow().entry_bytes(i))
     }
 
     /// Put encodings that are already valid and canonical (a loaded file's)

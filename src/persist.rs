@@ -195,7 +195,14 @@ pub fn save_table(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let storage = if h.is_native() { g().native.v() } else { g().lisp.v() };
     let mut w = writer(lx, h.test().name(), storage)?;
     let mut failed = false;
-    if h.each_native(lx, |k, v| failed |= w.try_push_entry(k, v).is_err())? {
+    if h.each_native(lx, |kv| {
+        let body = w.body();
+        failed |= body.try_reserve(kv.len()).is_err();
+        if !failed {
+            body.extend_from_slice(kv);
+            w.entry_done();
+        }
+    })? {
         if failed {
             return Err(error::memory(lx));
         }
@@ -227,11 +234,6 @@ pub fn load_native(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let [table, ptr] = args else { return Ok(g().nil()) };
     let h = Handle::of(lx, *table)?;
     let l = loaded(lx, *ptr)?;
-    for (i, (k, v)) in l.entries().enumerate() {
-        if i % 4096 == 4095 && lx.should_quit() {
-            return Ok(g().nil());
-        }
-        h.put_encoded(lx, *table, k, v)?;
-    }
+    h.put_encoded(lx, *table, l.entries())?;
     Ok(*table)
 }

@@ -383,6 +383,13 @@ fn item_hash(item: Item<'_>) -> u64 {
 /// hashes as its item (a string in one pass over its bytes); a container
 /// folds its items in walk order.
 pub fn hash(enc: &[u8]) -> u64 {
+    // A top-level string, the commonest key: its bytes at once.
+    if let Some(&(TAG_STRING | TAG_STRING_MB)) = enc.first() {
+        let (bytes, end) = sized(enc, 1);
+        if end == enc.len() {
+            return hash_string(bytes);
+        }
+    }
     let mut h = None;
     walk(enc, |item| {
         let x = item_hash(item);

@@ -43,6 +43,31 @@
       (rhash-clear r)
       (should (rhash-empty-p r)))))
 
+(ert-deftest rhash-assert-native-and-files ()
+  ;; Native storage (encode, decode, copy, walk, bulk) and a file round
+  ;; trip, every value through the module API's checks.
+  (let ((n (rhash-make :test 'equal :storage 'native))
+        (file (make-temp-file "rhash-assert" nil ".rht")))
+    (unwind-protect
+        (progn
+          (dotimes (i 200)
+            (rhash-put (format "k%d" i) (list i (* i 1.5) (vector 'sym "s" (expt 2 70))) n))
+          (dotimes (i 50) (rhash-remove (format "k%d" (* 3 i)) n))
+          (should (= (rhash-count n) 150))
+          (should (equal (rhash-get "k1" n) (list 1 1.5 (vector 'sym "s" (expt 2 70)))))
+          (should (= (length (rhash-to-alist (rhash-copy n))) 150))
+          (let ((seen 0))
+            (rhash-map (lambda (k _) (setq seen (1+ seen)) (rhash-remove k n)) (rhash-copy n))
+            (should (= seen 150)))
+          (should-error (rhash-put (make-marker) 1 n) :type 'wrong-type-argument)
+          (rhash-merge n (rhash-from-alist '(("x" . 1)) :test 'equal))
+          (rhash-compact n)
+          (rhash-save n file)
+          (should (equal (rhash-to-alist (rhash-load file)) (rhash-to-alist n)))
+          (should (equal (rhash-to-alist (rhash-load file :storage 'lisp)) (rhash-to-alist n)))
+          (should (rhash-plain-data-p (rhash-to-alist n))))
+      (delete-file file))))
+
 (ert-deftest rhash-assert-errors-and-exits ()
   (should-error (rhash-get 1 2) :type 'wrong-type-argument)
   (should-error (rhash-make :weakness 'key) :type 'rhash-unsupported)

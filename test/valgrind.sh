@@ -10,11 +10,12 @@ version=$("$EMACS" -Q --batch --eval '(princ emacs-version)')
 out=target/elc/$version
 [ -f "$out/rhash-test.elc" ] || EMACS=$EMACS sh test/run-ert.sh >/dev/null
 log=target/valgrind.log
-RHASH_NO_RSS_CHECK=1 RHASH_BULK_ROUNDS=${RHASH_BULK_ROUNDS:-40} valgrind --tool=memcheck --leak-check=no --num-callers=30 \
+RHASH_NATIVE_OPS=${RHASH_NATIVE_OPS:-3000} RHASH_NO_RSS_CHECK=1 RHASH_BULK_ROUNDS=${RHASH_BULK_ROUNDS:-40} valgrind --tool=memcheck --leak-check=no --num-callers=30 \
   --error-limit=no --log-file="$log" \
   "$EMACS" -Q --batch -L "$out" -L lisp -l ert -l "$out/rhash-test.elc" \
   -l "$out/rhash-robust-test.elc" -l "$out/rhash-path-test.elc" \
-  -l "$out/rhash-bulk-test.elc" -f ert-run-tests-batch-and-exit 2>&1 | grep -E '^Ran |FAILED' || true
+  -l "$out/rhash-bulk-test.elc" -l "$out/rhash-native-test.elc" \
+  -l "$out/rhash-persist-test.elc" -f ert-run-tests-batch-and-exit 2>&1 | grep -E '^Ran |FAILED' || true
 # An error block starts with a message line; its first "at" line is the
 # innermost frame.
 ours=$(awk '/^==[0-9]+== *$/ { inblock = 0; next }

@@ -28,6 +28,10 @@ impl Handle {
         }
         let plan = self.test.plan();
         let Ok(t) = self.t.try_borrow() else { return from };
+        // (Values are copied as objects: Lisp storage only.)
+        if t.storage.quick().is_none() {
+            return from;
+        }
         let n = keys.len().min(out.len());
         for i in from..n {
             if i > from && quit_requested(lx, i) {
@@ -62,7 +66,9 @@ impl Handle {
             return from;
         }
         let (Ok(s), Ok(mut t)) = (src.t.try_borrow(), self.t.try_borrow_mut()) else { return from };
-        let Some(sq) = s.storage.quick() else { return from };
+        // (Keys go over with their Lisp storage's classification: both
+        // tables must have Lisp storage.)
+        let (Some(sq), Some(_)) = (s.storage.quick(), t.storage.quick()) else { return from };
         let slots = s.raw.slots();
         let mut changed = false;
         let mut i = from;

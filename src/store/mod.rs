@@ -30,7 +30,8 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Lookup, Spec, Test};
-use crate::storage::{hole_obj, holes, Storage, Store};
+use crate::storage::{holes, storable, storable_key, Storage};
+use crate::store_kind::Store;
 use crate::table::{grown_len, RawTable};
 use emacs::raw::emacs_value;
 use std::cell::{Cell, RefCell};
@@ -130,7 +131,7 @@ impl Table {
     /// key and value (`storable`).
     #[inline]
     fn insert_with_room(&mut self, lx: Lx, k: &Key, value: emacs_value) -> LResult<bool> {
-        self.storage.admit(lx, k.v, value)?;
+        self.storage.admit(lx, k, value)?;
         if self.raw.reserve_one().is_err() {
             return Err(error::memory(lx));
         }
@@ -157,15 +158,8 @@ impl Table {
     fn tally_quick(&mut self, lx: Lx, k: &Key, f: Option<Found>, one: emacs_value) -> LResult<bool> {
         let Some(q) = self.storage.quick() else { return Ok(false) };
         match f {
-            Some(f) => match direct::fixnum(q.value(f.entry)) {
-                Some(n) if n < (1 << 61) - 1 => {
-                    q.set_value(f.entry, direct::make_fixnum(n + 1));
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
-            // SAFETY: the direct path is on (`q`); `k.v` is live.
-            None if k.kind() == keys::IDENT && unsafe { direct::obj(k.v) } == hole_obj() => Ok(false),
+            Some(f) => Ok(q.count_up(f.entry)),
+            None if q.is_hole_key(k) => Ok(false),
             None => self.insert_with_room(lx, k, one),
         }
     }
@@ -230,7 +224,7 @@ impl Drop for Walking<'_> {
 /// Finalizer of every rhash user-ptr; its address identifies our objects.
 ///
 /// # Safety
-/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `wrap`.
+/// Called by Emacs's GC with a pointer made by `Box::into_raw` in `into_lisp`.
 pub unsafe extern "C" fn finalize(p: *mut c_void) {
     // Never unwind into the GC: a panic here would abort Emacs.
     let _ = std::panic::catch_unwind(|| {
@@ -254,9 +248,10 @@ impl Handle {
     }
 
     /// Native storage: call `f` with each live entry's key and value
-    /// encodings, in iteration order, under one borrow (no Lisp).  False,
-    /// calling nothing, for Lisp storage.
-    pub fn each_native(&self, lx: Lx, mut f: impl FnMut(&[u8], &[u8])) -> LResult<bool> {
+    /// encodings (one after the other in one slice), in iteration order,
+    /// under one borrow (no Lisp).  False, calling nothing, for Lisp
+    /// storage.
+    pub fn each_native(&self, lx: Lx, mut f: impl FnMut(&[u8])) -> LResult<bool> {
         self.read(lx, |t| match t.storage.native() {
             Some(n) => {
                 t.raw.iter().for_each(|(i, _)| n.with_entry(i, &mut f));
@@ -266,39 +261,47 @@ impl Handle {
         })
     }
 
-    /// Native storage: put KEY -> VALUE given as valid, canonical encodings
-    /// (a loaded file's), as `rhash-put` would, with no Lisp.  `rhash-unsupported`
-    /// for a key whose identity the table's test does not keep.
-    pub fn put_encoded(&self, lx: Lx, table: emacs_value, key: &[u8], value: &[u8]) -> LResult<()> {
+    /// Native storage: put each KEY -> VALUE of `entries`, given as valid,
+    /// canonical encodings (a loaded file's), as repeated `rhash-put`
+    /// would, in one borrow with no Lisp (C-g is polled: the entries put
+    /// before it stay).  `rhash-unsupported` for a key whose identity the
+    /// table's test does not keep, with the entries before it put.
+    pub fn put_encoded<'a>(&self, lx: Lx, table: emacs_value, entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> LResult<()> {
         self.check_mutable(lx, table)?;
         let rule = match self.test {
             Test::Native(rule) => rule,
             _ => return Err(error::internal(lx, "encoded entries for Lisp storage")),
         };
-        if !keys::keeps_identity(rule, key) {
-            let k = crate::native_storage::decode(lx, key)?;
-            return Err(error::unsupported_key(lx, "This native table's test does not keep this key's identity", k));
-        }
-        let meta = crate::native_storage::meta_of(key);
-        self.write(lx, |t| {
+        let refused = self.write(lx, |t| {
             let n = t.storage.native().expect("a native test has native storage");
-            match n.find_encoded(&t.raw, meta, key) {
-                Some(i) => n.set_value_encoded(lx, i, value),
-                None => {
-                    t.raw.reserve_one().map_err(|_| error::memory(lx))?;
-                    let i = t.raw.next_insert_slot();
-                    n.set_encoded(lx, i, key, value)?;
-                    match t.raw.insert(meta, 0) {
-                        Ok(_) => Ok(()),
-                        Err(_) => {
+            for (count, (key, value)) in entries.enumerate() {
+                if quit_requested(lx, count + 1) {
+                    return Ok(None);
+                }
+                if !keys::keeps_identity(rule, key) {
+                    return Ok(Some(key.to_vec()));
+                }
+                let meta = crate::native_storage::meta_of(key);
+                match n.find_encoded(&t.raw, meta, key) {
+                    Some(i) => n.set_value_encoded(lx, i, value)?,
+                    None => {
+                        t.raw.reserve_one().map_err(|_| error::memory(lx))?;
+                        let i = t.raw.next_insert_slot();
+                        n.set_encoded(lx, i, key, value)?;
+                        if t.raw.insert(meta, 0).is_err() {
                             n.free(i);
-                            Err(error::memory(lx))
+                            return Err(error::memory(lx));
                         }
                     }
                 }
             }
-        })??;
+            Ok(None)
+        })?;
         self.touch();
+        if let Some(key) = refused? {
+            let k = crate::native_storage::decode(lx, &key)?;
+            return Err(error::unsupported_key(lx, "This native table's test does not keep this key's identity", k));
+        }
         Ok(())
     }
 
@@ -714,34 +717,6 @@ impl Handle {
 }
 
 // ---- Checks ----
-
-/// `storable` for a classified key: only identity and predicate keys can be
-/// the marker (a symbol), so numbers and strings need no check.
-#[inline]
-fn storable_key(lx: Lx, key: &Key) -> LResult<()> {
-    match key.kind() {
-        keys::INT | keys::FLOAT | keys::STR => Ok(()),
-        _ => storable(lx, &[key.v]),
-    }
-}
-
-/// Refuse the hole marker as a key or value: free places are told apart
-/// by it, so it must never be an entry's.  One `eq` each (a compare of
-/// bits on the direct path).
-#[inline(always)]
-pub fn storable(lx: Lx, objs: &[emacs_value]) -> LResult<()> {
-    let gl = g();
-    let hole = gl.hole.v();
-    let bad = match direct::layout() {
-        // SAFETY: direct path on; live values.
-        Some(_) => objs.iter().any(|&o| unsafe { direct::obj(o) } == hole_obj()),
-        None => objs.iter().any(|&o| lx.eq(o, hole)),
-    };
-    if bad {
-        return Err(error::hole(lx));
-    }
-    Ok(())
-}
 
 /// Whether `v` is a user-ptr (`type_of`, which never signals).
 fn is_user_ptr(lx: Lx, v: emacs_value) -> bool {

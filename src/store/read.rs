@@ -21,7 +21,8 @@ impl Handle {
     /// ends.
     fn snapshot(&self, lx: Lx, cols: [bool; 2]) -> LResult<Option<Snap>> {
         let gl = g();
-        let mut tries = if direct::layout().is_some() { 3 } else { 0 };
+        // (Copies made in place need no retries.)
+        let mut tries = if self.read(lx, |t| t.storage.quick().is_some())? { 3 } else { 0 };
         loop {
             let g0 = self.gen();
             let (vecs, len, room) = self.read(lx, |t| (t.storage.columns(), t.raw.slots(), t.storage.room()))?;
