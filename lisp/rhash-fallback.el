@@ -493,7 +493,9 @@ TEST is eq, eql, equal (the default) or a user test."
 
 (defun rhash-compact (table)
   "Forget TABLE's freed places: later keys are appended.  Return TABLE.
-A built-in table never gives memory back: its capacity stays."
+A built-in table never gives memory back: its capacity stays.  During
+a walk of TABLE (`rhash-map', a bulk operation reading it) this waits
+for the walk's end."
   (rhash-fallback--check table)
   (let ((walks (gethash table rhash-fallback--walks)))
     (if walks

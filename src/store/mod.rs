@@ -22,6 +22,9 @@
 //!   modify the table, as with a built-in table: every modification bumps
 //!   the handle's generation (`touch`), and an operation that ran Lisp
 //!   checks it before relying on what it read earlier.
+//! - entry numbers do not move during a walk by entry number (`rhash-map`,
+//!   the bulk operations' walks): `compact` waits for the last walk's end
+//!   (`walk_begin`, `end_walk`).
 //! - the hole marker is never a key or value of an entry (`storable`).
 
 use crate::cache;
@@ -39,7 +42,6 @@ use std::ffi::c_void;
 
 pub use crate::storage::{int, Slots};
 pub use build::{build, build_from, make, uniq};
-
 
 mod build;
 mod loops;
@@ -193,7 +195,7 @@ pub struct Handle {
     busy: Cell<u32>,
     /// Bumped by every modification (entries, values, storage).
     gen: Cell<u32>,
-    /// Walks by entry number in progress (`walk`), and whether a
+    /// Walks by entry number in progress (`walk_begin`), and whether a
     /// compaction waits for the last of them to end.
     walks: Cell<u32>,
     compact_pending: Cell<bool>,
@@ -210,7 +212,7 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// A walk of a table by entry number in progress (`Handle::walk`): while
+/// A walk of a table by entry number in progress (`Handle::walk_begin`): while
 /// one is, compaction (which renumbers entries) waits for the last walk to
 /// end, so that a walk visits every entry that stays in the table.
 pub struct Walking<'a>(&'a Handle);
