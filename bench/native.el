@@ -70,14 +70,14 @@ Values are fixnums when FIXNUMS is non-nil."
                         (tb (unless (eq kind 'none)
                               (rhash-bench-native--fill kind n (equal (nth 4 args) "fix")))))
                    (garbage-collect)
-                   (list :gc (rhash-bench-native--gc-time) :base base
+                   (list :rss (- (rhash-bench-native--rss) rss0)
+                         :count (if (hash-table-p tb) (hash-table-count tb)
+                                  (if tb (rhash-count tb) 0))
+                         :gc (rhash-bench-native--gc-time) :base base
                          ;; The same heap without the table: what the fill
                          ;; left behind, not the table, costs the rest.
                          :gc-cleared (progn (if (hash-table-p tb) (clrhash tb) (when tb (rhash-clear tb)))
-                                            (rhash-bench-native--gc-time))
-                         :rss (- (rhash-bench-native--rss) rss0)
-                         :count (if (hash-table-p tb) (hash-table-count tb)
-                                  (if tb (rhash-count tb) 0)))))
+                                            (rhash-bench-native--gc-time)))))
             ('save (let ((tb (rhash-bench-native--fill (if (eq kind 'json) 'builtin kind) n nil)))
                      (garbage-collect)
                      (let ((t0 (float-time)))
