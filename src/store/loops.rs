@@ -28,22 +28,19 @@ impl Handle {
         }
         let plan = self.test.plan();
         let Ok(t) = self.t.try_borrow() else { return from };
-        // (Values are copied as objects: Lisp storage only.)
-        if t.storage.quick().is_none() {
-            return from;
-        }
+        // Values are copied as objects: Lisp storage on the direct path
+        // only, chosen once here for the whole stretch.
+        let (Store::Lisp(ls), Some(q)) = (&t.storage, t.storage.quick()) else { return from };
         let n = keys.len().min(out.len());
         for i in from..n {
             if i > from && quit_requested(lx, i) {
                 return i;
             }
             let Ok(key) = keys.at(lx, i) else { return i };
-            let Some(k) = Store::classify_quick(plan, key) else { return i };
-            match t.find_quick(&k) {
-                Some(Some(f)) => {
-                    if let Some(q) = t.storage.quick() {
-                        out.set_obj(i, q.value(f.entry));
-                    }
+            let Some(k) = LispStorage::classify_quick(plan, key) else { return i };
+            match ls.find_quick(&t.raw, &k) {
+                Some(Some((entry, _))) => {
+                    out.set_obj(i, q.value(entry));
                 }
                 Some(None) => {}
                 None => return i,
@@ -115,13 +112,17 @@ impl Handle {
         }
         let plan = self.test.plan();
         let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
+        // Counts are fixnums stepped in place: Lisp storage only.
+        if !matches!(t.storage, Store::Lisp(_)) {
+            return Ok(from);
+        }
         self.touch();
         for i in from..elems.len() {
             if i > from && quit_requested(lx, i) {
                 return Ok(i);
             }
             let Ok(key) = elems.at(lx, i) else { return Ok(i) };
-            let Some(k) = Store::classify_quick(plan, key) else { return Ok(i) };
+            let Some(k) = LispStorage::classify_quick(plan, key) else { return Ok(i) };
             let Some(f) = t.find_quick(&k) else { return Ok(i) };
             if !t.tally_quick(lx, &k, f, one)? {
                 return Ok(i);

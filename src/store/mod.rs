@@ -33,7 +33,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Lookup, Spec, Test};
-use crate::storage::{holes, storable, storable_key, Storage};
+use crate::storage::{holes, storable, storable_key, LispStorage, Storage};
 use crate::store_kind::Store;
 use crate::table::{grown_len, RawTable};
 use emacs::raw::emacs_value;
@@ -427,7 +427,7 @@ impl Handle {
     /// closure gets no `Lx`).  A failed borrow would mean Lisp reached the
     /// table inside such a section, which cannot happen; it is an error, not
     /// a panic, all the same.
-    #[inline]
+    #[inline(always)]
     pub fn read<R>(&self, lx: Lx, f: impl FnOnce(&Table) -> R) -> LResult<R> {
         match self.t.try_borrow() {
             Ok(t) => Ok(f(&t)),
@@ -435,7 +435,7 @@ impl Handle {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn write<R>(&self, lx: Lx, f: impl FnOnce(&mut Table) -> R) -> LResult<R> {
         match self.t.try_borrow_mut() {
             Ok(mut t) => Ok(f(&mut t)),
