@@ -521,6 +521,14 @@ impl Handle {
     /// path the value goes back in KEY's argument box (check `return`).
     #[inline(always)]
     pub fn get(&self, lx: Lx, key: emacs_value, default: Option<emacs_value>) -> LResult<emacs_value> {
+        // The Lisp-free probe and the value's read in one borrow.
+        if let (Some(k), Ok(t)) = (Store::classify_quick(self.test.plan(), key), self.t.try_borrow()) {
+            match t.find_quick(&k) {
+                Some(Some(f)) => return t.storage.value_to(lx, f.entry, key),
+                Some(None) => return Ok(default.unwrap_or_else(|| g().nil())),
+                None => {}
+            }
+        }
         match self.locate(lx, KeyArg::Value(key))?.1 {
             Some(f) => self.read(lx, |t| t.storage.value_to(lx, f.entry, key))?,
             None => Ok(default.unwrap_or_else(|| g().nil())),
