@@ -581,6 +581,22 @@ impl Handle {
     /// storage allocation let Lisp change the table looks the key up again.
     pub fn put_key(&self, lx: Lx, key: KeyArg, value: emacs_value) -> LResult<()> {
         storable(lx, &[value])?;
+        // The Lisp-free probe and the change in one borrow, when the key
+        // allows and the storage has room.
+        if let KeyArg::Value(v) = key {
+            if let (Some(k), Ok(mut t)) = (Store::classify_quick(self.test.plan(), v), self.t.try_borrow_mut()) {
+                let done = match t.find_quick(&k) {
+                    Some(Some(f)) => t.storage.set_value(lx, f.entry, value).map(|()| true),
+                    Some(None) => storable_key(lx, &k).and_then(|()| t.insert_with_room(lx, &k, value)),
+                    None => Ok(false),
+                };
+                drop(t);
+                if done? {
+                    self.touch();
+                    return Ok(());
+                }
+            }
+        }
         let (k, mut found) = self.locate(lx, key)?;
         loop {
             match found {
