@@ -837,12 +837,17 @@ FILE's directory, flushed to disk, then renamed over FILE, which
 keeps its permissions."
   (rhash-fallback--check table)
   (let* ((file (expand-file-name file))
+         ;; Through a symbolic link to the file it names; never over a
+         ;; directory or device (the rename would replace it).
+         (target (if (file-exists-p file) (file-truename file) file))
+         (_ (when (and (file-exists-p target) (not (file-regular-p target)))
+              (signal 'file-error (list "Writing rhash table" "Not a regular file" file))))
          (bytes (rhash-fallback--encode table))
-         (modes (or (file-modes file)
+         (modes (or (file-modes target)
                     (logand (default-file-modes) #o666)))
          (tmp (make-temp-file (expand-file-name
-                               (concat "." (file-name-nondirectory file) ".tmp")
-                               (file-name-directory file))))
+                               (concat "." (file-name-nondirectory target) ".tmp")
+                               (file-name-directory target))))
          (done nil))
     (unwind-protect
         (progn
@@ -850,7 +855,7 @@ keeps its permissions."
                 (write-region-inhibit-fsync nil))
             (write-region bytes nil tmp nil 'silent))
           (set-file-modes tmp modes)
-          (rename-file tmp file t)
+          (rename-file tmp target t)
           (setq done t))
       (unless done (ignore-errors (delete-file tmp))))
     file))
@@ -965,6 +970,11 @@ file that is not a valid rhash table file signals `rhash-file-error'
 naming the reason and FILE.
 
 \(fn FILE &rest KEYWORD-ARGS)"
+  (let ((rest keyword-args))
+    (while rest
+      (unless (and (eq (car rest) :storage) (cdr rest))
+        (signal 'error (list "Invalid argument list" (car rest))))
+      (setq rest (cddr rest))))
   (let* ((file (expand-file-name file))
          (bytes (with-temp-buffer
                   (set-buffer-multibyte nil)

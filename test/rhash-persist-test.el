@@ -302,5 +302,26 @@ Floats must be `eql' (bit for bit)."
         (should (or (equal (rhash-get "old" back) 'contents)
                     (= (rhash-count back) 300000)))))))
 
+
+(ert-deftest rhash-persist-targets ()
+  "A symbolic link is followed; a directory is refused; bad keywords signal."
+  (rhash-persist-test--with-dir dir
+    (let ((table (rhash-make))
+          (file (expand-file-name "t.rht" dir))
+          (link (expand-file-name "link.rht" dir)))
+      (rhash-put 1 2 table)
+      (rhash-save table file)
+      (make-symbolic-link file link)
+      (rhash-put 3 4 table)
+      (should (equal (rhash-save table link) link))
+      (should (file-symlink-p link))
+      (should (= (rhash-count (rhash-load file)) 2))
+      (let ((err (should-error (rhash-save table dir) :type 'file-error)))
+        (should (member "Not a regular file" err)))
+      (should (file-directory-p dir))
+      (should (equal (sort (directory-files dir nil "\\`[^.]") #'string<) '("link.rht" "t.rht")))
+      (should-error (rhash-load file :bogus 1) :type 'error)
+      (should-error (rhash-load file :storage) :type 'error))))
+
 (provide 'rhash-persist-test)
 ;;; rhash-persist-test.el ends here
