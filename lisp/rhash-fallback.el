@@ -412,29 +412,25 @@ Return TABLE."
      b)
     r))
 
-(defun rhash-intersection (a b)
-  "Return a new table of A's entries whose keys are in B, in A's order."
+(defun rhash-fallback--filter (a b in-b)
+  "Return a new table of the entries of A that B has (IN-B) or lacks, in A's order."
   (rhash-fallback--check a)
   (rhash-fallback--check b)
   (let ((r (rhash-fallback--like a)))
     (rhash-fallback--walk
      (lambda (k v)
-       (unless (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
+       (unless (eq in-b (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent))
          (rhash-put k v r)))
      a)
     r))
 
+(defun rhash-intersection (a b)
+  "Return a new table of A's entries whose keys are in B, in A's order."
+  (rhash-fallback--filter a b t))
+
 (defun rhash-difference (a b)
   "A new table: A's entries whose keys B lacks, in A's order."
-  (rhash-fallback--check a)
-  (rhash-fallback--check b)
-  (let ((r (rhash-fallback--like a)))
-    (rhash-fallback--walk
-     (lambda (k v)
-       (when (eq (gethash k b rhash-fallback--absent) rhash-fallback--absent)
-         (rhash-put k v r)))
-     a)
-    r))
+  (rhash-fallback--filter a b nil))
 
 (defun rhash-equal (a b &optional predicate)
   "Return t if A and B hold the same keys with values satisfying PREDICATE.

@@ -91,12 +91,7 @@ impl Encoding {
 
     /// Whether `v` is plain data (no error for objects that are not).
     pub fn is_plain(&mut self, lx: Lx, v: emacs_value) -> LResult<bool> {
-        let mut scratch = std::mem::take(&mut self.text);
-        scratch.clear();
-        let mut out = Vec::new();
-        let r = self.encode(lx, v, &mut out);
-        self.text = scratch;
-        match r {
+        match self.encode(lx, v, &mut Vec::new()) {
             Ok(()) => Ok(true),
             Err(Refused::Exit) => Err(Exit),
             Err(_) => Ok(false),

@@ -236,14 +236,12 @@ pub unsafe fn string<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
 /// As `string`.
 #[inline(always)]
 pub unsafe fn string_mb<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
-    if o.0 & TAG_MASK != TAG_STRING {
-        return None;
-    }
-    // SAFETY: as `string`.
+    // SAFETY: as `string`, which checks the tag; then `size_byte` is the
+    // string's second word (check `string`).
     unsafe {
-        let p = (o.0 - TAG_STRING) as *const i64;
-        let multibyte = *p.add(1) >= 0;
-        string(o).map(|(bytes, _)| (bytes, multibyte))
+        let (bytes, _) = string(o)?;
+        let multibyte = *((o.0 - TAG_STRING) as *const i64).add(1) >= 0;
+        Some((bytes, multibyte))
     }
 }
 

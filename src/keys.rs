@@ -61,6 +61,17 @@ pub enum KeyRule {
     Eql,
 }
 
+impl KeyRule {
+    /// The Lisp-storage test that compares as this rule's test does.
+    fn lisp_test(self) -> Test {
+        match self {
+            KeyRule::Eq => Test::Eq,
+            KeyRule::Eql => Test::Eql,
+            KeyRule::Any => Test::Equal,
+        }
+    }
+}
+
 /// The top-level kind of an encoded value, for `KeyRule`.
 pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
     match rule {
@@ -100,32 +111,34 @@ impl UserTest {
 impl Test {
     /// The test named `name` (`cmp` and `hash` are a user test's functions).
     pub fn new(lx: Lx, name: emacs_value, cmp: emacs_value, hash: emacs_value) -> LResult<Test> {
-        let gl = g();
-        Ok(if lx.eq(name, gl.eq.v()) {
-            Test::Eq
-        } else if lx.eq(name, gl.eql.v()) {
-            Test::Eql
-        } else if lx.eq(name, gl.equal.v()) {
-            Test::Equal
-        } else {
-            Test::User(UserTest { refs: release::Held::new(lx, [name, cmp, hash])? })
+        Ok(match Test::builtin(lx, name) {
+            Some(rule) => rule.lisp_test(),
+            None => Test::User(UserTest { refs: release::Held::new(lx, [name, cmp, hash])? }),
         })
     }
 
     /// The test of a native table named `name` (`eq`, `eql` or `equal`);
     /// other tests signal `rhash-unsupported`.
     pub fn native(lx: Lx, name: emacs_value) -> LResult<Test> {
+        match Test::builtin(lx, name) {
+            Some(rule) => Ok(Test::Native(rule)),
+            None => Err(crate::error::unsupported_key(lx, "Native tables take only the tests eq, eql and equal", name)),
+        }
+    }
+
+    /// The built-in test named `name`, as the keys it keeps; `None` for
+    /// any other name.
+    fn builtin(lx: Lx, name: emacs_value) -> Option<KeyRule> {
         let gl = g();
-        let rule = if lx.eq(name, gl.eq.v()) {
-            KeyRule::Eq
+        if lx.eq(name, gl.eq.v()) {
+            Some(KeyRule::Eq)
         } else if lx.eq(name, gl.eql.v()) {
-            KeyRule::Eql
+            Some(KeyRule::Eql)
         } else if lx.eq(name, gl.equal.v()) {
-            KeyRule::Any
+            Some(KeyRule::Any)
         } else {
-            return Err(crate::error::unsupported_key(lx, "Native tables take only the tests eq, eql and equal", name));
-        };
-        Ok(Test::Native(rule))
+            None
+        }
     }
 
     /// The same test, for a copy of a table.

@@ -15,13 +15,13 @@ use crate::ffi::{LResult, Lx};
 use crate::file::{self, FileWriter, Loaded, ReadError, Storage, WriteError};
 use crate::globals::g;
 use crate::storage::Slots;
-use crate::store::{Handle, Table};
+use crate::store::{quit_requested, Handle, Table};
 use emacs::raw::emacs_value;
 use std::ffi::c_void;
 use std::path::PathBuf;
 
 /// The file name in FILE (a Lisp string, already expanded by rhash.el).
-fn path_of(lx: Lx, file: emacs_value) -> LResult<(PathBuf, Vec<u8>)> {
+fn path_of(lx: Lx, file: emacs_value) -> LResult<PathBuf> {
     let mut buf = Vec::new();
     if !lx.copy_string(file, &mut buf) {
         return Err(error::not_string(lx, file));
@@ -33,7 +33,7 @@ fn path_of(lx: Lx, file: emacs_value) -> LResult<(PathBuf, Vec<u8>)> {
     };
     #[cfg(not(unix))]
     let path = PathBuf::from(String::from_utf8_lossy(&buf).into_owned());
-    Ok((path, buf))
+    Ok(path)
 }
 
 /// `(rhash--save-vectors TEST STORAGE KEYS VALS FILE)`: write the entries
@@ -50,7 +50,7 @@ pub fn save_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let mut enc = Encoding::default();
     let (ks, vs) = (Slots::new(lx, *keys)?, Slots::new(lx, *vals)?);
     for i in 0..n {
-        if i % 4096 == 4095 && lx.should_quit() {
+        if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         let k = ks.at(lx, i)?;
@@ -58,16 +58,22 @@ pub fn save_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
             continue;
         }
         let v = vs.at(lx, i)?;
-        let body = w.body();
-        let mark = body.len();
-        let r = enc.encode(lx, k, body).and_then(|_| enc.encode(lx, v, body));
-        if let Err(r) = r {
-            w.body().truncate(mark);
-            return Err(error::refused(lx, r));
-        }
-        w.entry_done();
+        push_pair(lx, &mut w, &mut enc, k, v)?;
     }
     write(lx, w, *file)
+}
+
+/// Encode entry K -> V into the file being written; on a refusal (K or V
+/// not plain data) the body is as it was and the error is signalled.
+fn push_pair(lx: Lx, w: &mut FileWriter, enc: &mut Encoding, k: emacs_value, v: emacs_value) -> LResult<()> {
+    let body = w.body();
+    let mark = body.len();
+    if let Err(r) = enc.encode(lx, k, body).and_then(|_| enc.encode(lx, v, body)) {
+        w.body().truncate(mark);
+        return Err(error::refused(lx, r));
+    }
+    w.entry_done();
+    Ok(())
 }
 
 /// A writer for a table of TEST (a symbol) and STORAGE.
@@ -95,7 +101,7 @@ pub fn writer(lx: Lx, test: emacs_value, storage: emacs_value) -> LResult<FileWr
 
 /// Write the finished file atomically; FILE's expanded name back.
 pub fn write(lx: Lx, w: FileWriter, file: emacs_value) -> LResult<emacs_value> {
-    let (path, _) = path_of(lx, file)?;
+    let path = path_of(lx, file)?;
     // Through a symbolic link to the file it names; never over a device,
     // directory or pipe (the rename would replace it).
     let path = std::fs::canonicalize(&path).unwrap_or(path);
@@ -138,7 +144,7 @@ fn loaded<'e>(lx: Lx<'e>, v: emacs_value) -> LResult<&'e Loaded> {
 /// `(TEST STORAGE COUNT . LOADED)`.
 pub fn load_file(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let [file] = args else { return Ok(g().nil()) };
-    let (path, _) = path_of(lx, *file)?;
+    let path = path_of(lx, *file)?;
     let l = match file::read(&path) {
         Ok(l) => l,
         Err(ReadError::Missing) => return Err(error::file_missing(lx, *file)),
@@ -171,7 +177,7 @@ pub fn loaded_vectors(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let (ks, vs) = (Slots::new(lx, keys)?, Slots::new(lx, vals)?);
     let mut dec = convert::Decoding::default();
     for (i, (k, v)) in l.entries().enumerate() {
-        if i % 4096 == 4095 && lx.should_quit() {
+        if quit_requested(lx, i) {
             return Ok(gl.nil());
         }
         ks.set(lx, i, dec.decode(lx, k)?)?;
@@ -212,18 +218,11 @@ pub fn save_table(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
     let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
     let mut enc = Encoding::default();
     for i in 0..slots {
-        if i % 4096 == 4095 && lx.should_quit() {
+        if quit_requested(lx, i) {
             return Ok(g().nil());
         }
         let Some((k, v)) = h.entry_to(lx, i, boxes)? else { continue };
-        let body = w.body();
-        let mark = body.len();
-        let r = enc.encode(lx, k.v, body).and_then(|_| enc.encode(lx, v, body));
-        if let Err(r) = r {
-            w.body().truncate(mark);
-            return Err(error::refused(lx, r));
-        }
-        w.entry_done();
+        push_pair(lx, &mut w, &mut enc, k.v, v)?;
     }
     write(lx, w, *file)
 }

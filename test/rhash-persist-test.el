@@ -12,6 +12,7 @@
 (require 'ert)
 (require 'cl-lib)
 (require 'rhash)
+(require 'rhash-data)
 
 (defvar rhash--module)
 
@@ -35,28 +36,6 @@
          '(1 2 3) '(a . b) '(1 (2 (3 . 4)) [5 "six"]) '((k . v) (k2 . v2))
          [] [1 [2 [3]] "s" nil] '(nil) (list "x" 1.0 'y))
    (delq nil (copy-sequence rhash-persist-test--nans))))
-
-(defun rhash-persist-test--same (a b)
-  "Non-nil when A and B are `equal' with the same string multibyteness.
-Floats must be `eql' (bit for bit)."
-  (cond ((and (stringp a) (stringp b))
-         (and (equal a b) (eq (multibyte-string-p a) (multibyte-string-p b))))
-        ((and (floatp a) (floatp b)) (eql a b))
-        ((and (consp a) (consp b))
-         (and (rhash-persist-test--same (car a) (car b))
-              (rhash-persist-test--same (cdr a) (cdr b))))
-        ((and (vectorp a) (vectorp b))
-         (and (= (length a) (length b))
-              (cl-every #'rhash-persist-test--same a b)))
-        (t (equal a b))))
-
-(defun rhash-persist-test--entries (table)
-  "TABLE's entries as a list of (KEY . VALUE), in iteration order."
-  (let (acc)
-    (if (hash-table-p table)
-        (maphash (lambda (k v) (push (cons k v) acc)) table)
-      (rhash-map (lambda (k v) (push (cons k v) acc)) table))
-    (nreverse acc)))
 
 (defmacro rhash-persist-test--with-dir (var &rest body)
   "Bind VAR to a fresh temporary directory around BODY, then delete it."
@@ -84,12 +63,12 @@ Floats must be `eql' (bit for bit)."
           (should (rhash-p back))
           (should (eq (rhash-test back) test))
           (should (= (rhash-count back) (rhash-count table)))
-          (let ((a (rhash-persist-test--entries table))
-                (b (rhash-persist-test--entries back)))
+          (let ((a (rhash-data-entries table))
+                (b (rhash-data-entries back)))
             (should (= (length a) (length b)))
             (cl-loop for (k1 . v1) in a for (k2 . v2) in b
-                     do (should (rhash-persist-test--same k1 k2))
-                     (should (rhash-persist-test--same v1 v2))))
+                     do (should (rhash-data-same k1 k2))
+                     (should (rhash-data-same v1 v2))))
           ;; Strings come back without text properties.
           (should-not (text-properties-at
                        0 (car (member "props" (rhash-keys back))))))))))
@@ -104,8 +83,8 @@ Floats must be `eql' (bit for bit)."
       (rhash-save h file)
       (let ((back (rhash-load file)))
         (should (eq (rhash-test back) 'equal))
-        (should (equal (rhash-persist-test--entries back)
-                       (rhash-persist-test--entries h)))))))
+        (should (equal (rhash-data-entries back)
+                       (rhash-data-entries h)))))))
 
 (ert-deftest rhash-persist-empty-and-large ()
   "An empty table and a table of 20000 entries round-trip."
@@ -119,8 +98,8 @@ Floats must be `eql' (bit for bit)."
       (dotimes (i 20000)
         (rhash-put (format "id-%08x-%d" (* i 7919) i) (format "~/org/file-%d.org" (% i 500)) big))
       (rhash-save big file)
-      (should (equal (rhash-persist-test--entries (rhash-load file))
-                     (rhash-persist-test--entries big))))))
+      (should (equal (rhash-data-entries (rhash-load file))
+                     (rhash-data-entries big))))))
 
 (ert-deftest rhash-persist-user-test ()
   "A user-defined test is saved by name and must be defined when loading."

@@ -36,7 +36,7 @@ echo "-- Emacs $version: byte-compiling rhash and the suites"
 if ! { "$EMACS" -Q --batch $path --eval '(setq byte-compile-error-on-warn t)' \
          -f batch-byte-compile "$out/rhash.el" "$out/rhash-fallback.el" &&
        "$EMACS" -Q --batch $path --eval '(setq byte-compile-error-on-warn t)' \
-         -f batch-byte-compile "$out"/*-test.el "$out/rhash-assert.el"; }; then
+         -f batch-byte-compile "$out/rhash-data.el" "$out"/*-test.el "$out/rhash-assert.el"; }; then
   echo "ERT (Emacs $version): 0 passed, 1 failed, 0 skipped (byte-compilation failed)"
   exit 1
 fi

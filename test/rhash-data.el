@@ -1,0 +1,43 @@
+;;; rhash-data.el --- Comparing plain data and table entries in tests  -*- lexical-binding: t; -*-
+
+;;; Commentary:
+
+;; Helpers shared by the native-storage and file suites: what comes back
+;; from a native table or a file must be `equal' to what went in, with the
+;; same string multibyteness and the same float bits.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'rhash)
+
+(defun rhash-data-same (a b)
+  "Non-nil when A and B are `equal' with the same string multibyteness.
+Floats must be `eql' (bit for bit), inside conses and vectors too."
+  (cond ((and (stringp a) (stringp b))
+         (and (equal a b) (eq (multibyte-string-p a) (multibyte-string-p b))))
+        ((and (floatp a) (floatp b)) (eql a b))
+        ((and (consp a) (consp b))
+         (and (rhash-data-same (car a) (car b))
+              (rhash-data-same (cdr a) (cdr b))))
+        ((and (vectorp a) (vectorp b))
+         (and (= (length a) (length b))
+              (cl-every #'rhash-data-same a b)))
+        (t (equal a b))))
+
+(defun rhash-data-entries (table)
+  "TABLE's entries (an rhash or built-in table) as (KEY . VALUE), in order."
+  (let (acc)
+    (if (hash-table-p table)
+        (maphash (lambda (k v) (push (cons k v) acc)) table)
+      (rhash-map (lambda (k v) (push (cons k v) acc)) table))
+    (nreverse acc)))
+
+(defun rhash-data-same-entries (a b)
+  "Non-nil when tables A and B hold `rhash-data-same' entries in one order."
+  (let ((x (rhash-data-entries a)) (y (rhash-data-entries b)))
+    (and (= (length x) (length y))
+         (cl-every #'rhash-data-same x y))))
+
+(provide 'rhash-data)
+;;; rhash-data.el ends here
