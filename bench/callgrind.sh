@@ -6,16 +6,28 @@
 # Operations: loop gethash rget gethash-sym rget-sym gethash-str rget-str
 # puthash rput remput rremput (cg-run); getmany tally merge (cg-bulk, per
 # element of a 1000-element call); maphash rmap (cg-map, per entry).
+# Floors: nop2 (`(bench-nop2 k r)', get's and remove's shape), nop3
+# (`(bench-nop3 k v r)', put's shape), nopremput (nop2 + nop3, rremput's),
+# from the empty C module bench/nop.c.
 # RHASH_NO_DIRECT=1 measures the official path.
 set -eu
 EMACS=${EMACS:-emacs}
+CC=${CC:-cc}
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rhash-cg.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp lisp/rhash.el lisp/rhash-module.so bench/cg.el "$tmp/"
+header=""
+for d in "$(dirname "$(command -v "$EMACS")")/../root/usr/include" /usr/include /usr/local/include; do
+  if [ -f "$d/emacs-module.h" ]; then header=$d; break; fi
+done
+if [ -n "$header" ] && "$CC" -O2 -shared -fPIC -I"$header" -o "$tmp/bench-nop.so" bench/nop.c 2>/dev/null; then
+  RHASH_BENCH_NOP_MODULE=$tmp/bench-nop.so
+  export RHASH_BENCH_NOP_MODULE
+fi
 "$EMACS" -Q --batch -L "$tmp" -f batch-byte-compile "$tmp/rhash.el" "$tmp/cg.el" 2>/dev/null
 count() {
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" \
+  valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/out" \
     "$EMACS" -Q --batch -L "$tmp" -l cg --eval "($1 '$2 $3)" 2>&1 |
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }

@@ -9,6 +9,10 @@
 
 ;;; Code:
 (require 'rhash)
+(defvar cg--nop (getenv "RHASH_BENCH_NOP_MODULE"))
+(when cg--nop (module-load cg--nop))
+(declare-function bench-nop2 nil)
+(declare-function bench-nop3 nil)
 (defun cg-run (op n)
   "Run operation OP N times on 1000-entry tables; see bench/callgrind.sh."
   (let* ((size 1000)
@@ -36,6 +40,9 @@
       ('rput (while (< i n) (rhash-put (aref keys j) i r) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
       ('remput (while (< i n) (remhash (aref keys j) h) (puthash (aref keys j) i h) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
       ('rremput (while (< i n) (rhash-remove (aref keys j) r) (rhash-put (aref keys j) i r) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
+      ('nop2 (while (< i n) (setq x (bench-nop2 (aref keys j) r)) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
+      ('nop3 (while (< i n) (bench-nop3 (aref keys j) i r) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
+      ('nopremput (while (< i n) (bench-nop2 (aref keys j) r) (bench-nop3 (aref keys j) i r) (setq i (1+ i) j (if (= j 999) 0 (1+ j)))))
       ('loop (while (< i n) (setq x (aref keys j)) (setq i (1+ i) j (if (= j 999) 0 (1+ j))))))
     x))
 (defun cg-bulk (op n)

@@ -23,8 +23,6 @@ use emacs::raw::{emacs_env, emacs_value};
 use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-type Defun = fn(Lx, &[emacs_value]) -> LResult<emacs_value>;
-
 /// The declared arity: at least `min` arguments, at most `max` (-2: any).
 #[inline(always)]
 fn arity_ok(nargs: isize, min: isize, max: isize) -> bool {
@@ -36,7 +34,10 @@ fn arity_ok(nargs: isize, min: isize, max: isize) -> bool {
 /// # Safety
 /// `env`, `nargs` and `args` must be what Emacs passed to a module function.
 #[inline(always)]
-unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, name: &CStr, min: isize, max: isize, f: Defun) -> emacs_value {
+unsafe fn run<F>(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, name: &CStr, min: isize, max: isize, f: F) -> emacs_value
+where
+    F: FnOnce(Lx, &[emacs_value]) -> LResult<emacs_value>,
+{
     // SAFETY: `env` is the env of this call.
     let lx = unsafe { Lx::new(env) };
     let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
@@ -57,17 +58,22 @@ unsafe fn run(env: *mut emacs_env, nargs: isize, args: *mut emacs_value, name: &
     match result {
         Ok(Ok(v)) => v,
         Ok(Err(Exit)) => g().nil(),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            lx.clear_exit();
-            error::internal(lx, &msg);
-            g().nil()
-        }
+        Err(panic) => caught(lx, panic),
     }
+}
+
+/// Signal a caught panic as an internal error.
+#[cold]
+#[inline(never)]
+fn caught(lx: Lx, panic: Box<dyn std::any::Any + Send>) -> emacs_value {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    lx.clear_exit();
+    error::internal(lx, &msg);
+    g().nil()
 }
 
 /// Any number of arguments, for `make_function`.

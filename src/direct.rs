@@ -34,6 +34,7 @@ use crate::ffi::{LResult, Lx, RawFn};
 use emacs::raw::{emacs_env, emacs_value};
 use once_cell::sync::OnceCell;
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The bits of a Lisp object that is live for the current module call:
 /// made only by the unsafe readers below (`obj`, `vref`), whose callers
@@ -71,14 +72,17 @@ pub struct Layout {
 
 static LAYOUT: OnceCell<Option<Layout>> = OnceCell::new();
 static REASON: OnceCell<String> = OnceCell::new();
+/// The layout in `LAYOUT` once the direct path is on, else null: what
+/// `layout()` reads (one load and a test, where `OnceCell::get` takes five
+/// instructions; it runs several times per call).
+static ON: AtomicPtr<Layout> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The learned layout when the direct path is on.
 #[inline(always)]
 pub fn layout() -> Option<&'static Layout> {
-    match LAYOUT.get() {
-        Some(Some(l)) => Some(l),
-        _ => None,
-    }
+    // SAFETY: `ON` is null or points into `LAYOUT`, a static set once and
+    // never changed (`init`), so the reference is valid for 'static.
+    unsafe { ON.load(Ordering::Acquire).as_ref() }
 }
 
 /// Whether the direct path is on, and if not, why.
@@ -300,6 +304,9 @@ pub fn init(lx: Lx) -> LResult<()> {
     match verdict {
         Ok(l) => {
             let _ = LAYOUT.set(Some(l));
+            if let Some(Some(l)) = LAYOUT.get() {
+                ON.store(l as *const Layout as *mut Layout, Ordering::Release);
+            }
         }
         Err(reason) => {
             let _ = REASON.set(reason);

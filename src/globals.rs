@@ -149,9 +149,14 @@ globals! {
 static GLOBALS: OnceCell<Globals> = OnceCell::new();
 
 /// The globals; set at load time before any function is defined.
-#[inline]
+#[inline(always)]
 pub fn g() -> &'static Globals {
-    GLOBALS.get().expect("rhash globals are set at load time")
+    debug_assert!(GLOBALS.get().is_some(), "rhash globals are set at load time");
+    // SAFETY: `init` sets GLOBALS first thing in `emacs_module_init`, which
+    // defines the module's functions only after it succeeded; every caller
+    // of `g` runs inside one of those functions (or later in the init), and
+    // the cell is never emptied.
+    unsafe { GLOBALS.get_unchecked() }
 }
 
 /// A global reference to the symbol NAME.

@@ -48,11 +48,17 @@ pub fn released() -> usize {
 /// Free queued references; returns whether a GC was noted since the last
 /// drain (the caller tells the cache).  Cheap (one atomic load) when there
 /// is nothing to do.
-#[inline]
+#[inline(always)]
 pub fn drain(lx: Lx) -> bool {
     if !HAS_PENDING.load(Ordering::Acquire) {
         return false;
     }
+    drain_pending(lx)
+}
+
+#[cold]
+#[inline(never)]
+fn drain_pending(lx: Lx) -> bool {
     let gc = GC_SEEN.swap(false, Ordering::AcqRel);
     let refs = {
         let mut q = PENDING.lock().unwrap_or_else(|p| p.into_inner());

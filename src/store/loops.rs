@@ -26,7 +26,7 @@ impl Handle {
         if out.quick().is_none() {
             return from;
         }
-        let plan = self.test.plan();
+        let plan = self.plan;
         let Ok(t) = self.t.try_borrow() else { return from };
         // Values are copied as objects: Lisp storage on the direct path
         // only, chosen once here for the whole stretch.
@@ -110,7 +110,7 @@ impl Handle {
         if elems.quick().is_none() {
             return Ok(from);
         }
-        let plan = self.test.plan();
+        let plan = self.plan;
         let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
         // Counts are fixnums stepped in place: Lisp storage only.
         if !matches!(t.storage, Store::Lisp(_)) {

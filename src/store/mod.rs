@@ -32,7 +32,7 @@ use crate::direct;
 use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
-use crate::keys::{self, Key, Lookup, Spec, Test};
+use crate::keys::{self, Key, Lookup, Plan, Spec, Test};
 use crate::storage::{holes, storable, storable_key, LispStorage, Storage};
 use crate::store_kind::Store;
 use crate::table::{grown_len, RawTable};
@@ -191,6 +191,9 @@ pub enum KeyArg {
 /// The user-ptr payload.
 pub struct Handle {
     test: Test,
+    /// `test.plan()`, read on every lookup (the user test's hash function
+    /// is a global reference that `test` holds).
+    plan: Plan,
     t: RefCell<Table>,
     busy: Cell<u32>,
     /// Bumped by every modification (entries, values, storage).
@@ -448,7 +451,7 @@ impl Handle {
     #[inline]
     pub fn classify(&self, lx: Lx, key: emacs_value) -> LResult<Lookup> {
         let _busy = self.busy_for_user();
-        Store::classify(lx, self.test.plan(), key, &self.spec)
+        Store::classify(lx, self.plan, key, &self.spec)
     }
 
     /// The one probe: KEY's classification and its entry, if present.  The
@@ -471,7 +474,7 @@ impl Handle {
     #[inline(always)]
     fn locate_quick(&self, key: KeyArg) -> Option<(Key, Option<Found>)> {
         let k = match key {
-            KeyArg::Value(v) => Store::classify_quick(self.test.plan(), v)?,
+            KeyArg::Value(v) => Store::classify_quick(self.plan, v)?,
             KeyArg::Classified(k) => Store::is_quick(&k).then_some(k)?,
         };
         let t = self.t.try_borrow().ok()?;
@@ -522,7 +525,7 @@ impl Handle {
     #[inline(always)]
     pub fn get(&self, lx: Lx, key: emacs_value, default: Option<emacs_value>) -> LResult<emacs_value> {
         // The Lisp-free probe and the value's read in one borrow.
-        if let (Some(k), Ok(t)) = (Store::classify_quick(self.test.plan(), key), self.t.try_borrow()) {
+        if let (Some(k), Ok(t)) = (Store::classify_quick(self.plan, key), self.t.try_borrow()) {
             match t.find_quick(&k) {
                 Some(Some(f)) => return t.storage.value_to(lx, f.entry, key),
                 Some(None) => return Ok(default.unwrap_or_else(|| g().nil())),
@@ -584,7 +587,7 @@ impl Handle {
         // The Lisp-free probe and the change in one borrow, when the key
         // allows and the storage has room.
         if let KeyArg::Value(v) = key {
-            if let (Some(k), Ok(mut t)) = (Store::classify_quick(self.test.plan(), v), self.t.try_borrow_mut()) {
+            if let (Some(k), Ok(mut t)) = (Store::classify_quick(self.plan, v), self.t.try_borrow_mut()) {
                 let done = match t.find_quick(&k) {
                     Some(Some(f)) => t.storage.set_value(lx, f.entry, value).map(|()| true),
                     Some(None) => storable_key(lx, &k).and_then(|()| t.insert_with_room(lx, &k, value)),
@@ -718,6 +721,7 @@ impl Handle {
             t.storage = Store::for_test(&test);
         }
         Box::new(Handle {
+            plan: test.plan(),
             test,
             t: RefCell::new(t),
             busy: Cell::new(0),
