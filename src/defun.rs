@@ -40,10 +40,11 @@ where
 {
     // SAFETY: `env` is the env of this call.
     let lx = unsafe { Lx::new(env) };
-    let args: &[emacs_value] = if nargs <= 0 || args.is_null() {
+    let args: &[emacs_value] = if nargs <= 0 {
         &[]
     } else {
-        // SAFETY: Emacs passes `nargs` valid values that live for the call.
+        // SAFETY: Emacs passes `nargs` valid values that live for the call
+        // (a non-null array whenever `nargs` > 0: `funcall_module`).
         unsafe { std::slice::from_raw_parts(args, nargs as usize) }
     };
     let result = catch_unwind(AssertUnwindSafe(|| {

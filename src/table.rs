@@ -321,7 +321,24 @@ impl RawTable {
     }
 
     /// Make sure one more insertion cannot fail for lack of memory.
+    #[inline]
     pub fn reserve_one(&mut self) -> Result<(), AllocError> {
+        // The common case in a few compares: a free entry or spare capacity
+        // for a new one, and an index below both limits of `reserve_one_slow`.
+        let n = self.index.len();
+        let fresh = self.free_head == EMPTY;
+        if (!fresh || (self.entries.len() < self.entries.capacity().min(MAX_ENTRIES) && (self.wide || self.entries.len() < self.tag_limit)))
+            && self.live + self.tombs < n - n / 4
+            && self.tombs <= n / 8
+        {
+            return Ok(());
+        }
+        self.reserve_one_slow()
+    }
+
+    /// `reserve_one` when entries or index may need to grow or be rebuilt.
+    #[inline(never)]
+    fn reserve_one_slow(&mut self) -> Result<(), AllocError> {
         if self.free_head == EMPTY {
             if self.entries.len() >= MAX_ENTRIES {
                 return Err(AllocError);
