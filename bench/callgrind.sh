@@ -8,7 +8,8 @@
 # element of a 1000-element call); maphash rmap (cg-map, per entry).
 # Floors: nop2 (`(bench-nop2 k r)', get's and remove's shape), nop3
 # (`(bench-nop3 k v r)', put's shape), nopremput (nop2 + nop3, rremput's),
-# from the empty C module bench/nop.c.
+# from the empty C module bench/nop.c; nopwalk (per entry: a C loop calling
+# the function through env->funcall, `rhash-map''s floor).
 # RHASH_NO_DIRECT=1 measures the official path.
 set -eu
 EMACS=${EMACS:-emacs}
@@ -34,7 +35,7 @@ count() {
 for op in "$@"; do
   case $op in
     getmany|tally|merge) f=cg-bulk; n=100; per=100000 ;;
-    maphash|rmap) f=cg-map; n=100; per=100000 ;;
+    maphash|rmap|nopwalk|lispwalk) f=cg-map; n=100; per=100000 ;;
     *) f=cg-run; n=100000; per=100000 ;;
   esac
   a=$(count $f "$op" 0)

@@ -13,6 +13,7 @@
 (when cg--nop (module-load cg--nop))
 (declare-function bench-nop2 nil)
 (declare-function bench-nop3 nil)
+(declare-function bench-nop-walk nil)
 (defun cg-run (op n)
   "Run operation OP N times on 1000-entry tables; see bench/callgrind.sh."
   (let* ((size 1000)
@@ -66,7 +67,17 @@
     (setq gc-cons-threshold most-positive-fixnum)
     (pcase op
       ('maphash (while (< i n) (maphash (lambda (_k _v) (setq c (1+ c))) h) (setq i (1+ i))))
-      ('rmap (while (< i n) (rhash-map (lambda (_k _v) (setq c (1+ c))) r) (setq i (1+ i)))))
+      ('rmap (while (< i n) (rhash-map (lambda (_k _v) (setq c (1+ c))) r) (setq i (1+ i))))
+      ('lispwalk (let ((ks (make-vector 1000 0)) (vs (make-vector 1000 0)) (f (lambda (_k _v) (setq c (1+ c)))))
+                   (while (< i n)
+                     (let ((j 0))
+                       (while (< j 1000)
+                         (let ((k (aref ks j)) (v (aref vs j)))
+                           (unless (or (eq k 'x) (eq v 'x))
+                             (funcall f k v)))
+                         (setq j (1+ j))))
+                     (setq i (1+ i)))))
+      ('nopwalk (while (< i n) (bench-nop-walk (lambda (_k _v) (setq c (1+ c))) 0 1000) (setq i (1+ i)))))
     c))
 
 (provide 'cg)

@@ -173,6 +173,23 @@ readpairs1 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
     }
   return env->make_integer (env, sum);
 }
+/* The floor of a walk that calls Lisp per entry, as `rhash-map' does:
+   FUNCTION called with the same two arguments N times, through
+   env->funcall and nothing else.  */
+static emacs_value
+walk3 (emacs_env *env, ptrdiff_t nargs, emacs_value *args, void *data)
+{
+  (void) nargs; (void) data;
+  intmax_t n = env->extract_integer (env, args[2]);
+  emacs_value kv[2] = { args[1], args[1] };
+  for (intmax_t i = 0; i < n; i++)
+    {
+      env->funcall (env, args[0], 2, kv);
+      if (env->non_local_exit_check (env) != emacs_funcall_exit_return)
+        break;
+    }
+  return args[1];
+}
 static void
 defun (emacs_env *env, const char *name, int arity, emacs_function f, const char *doc)
 {
@@ -208,5 +225,6 @@ emacs_module_init (struct emacs_runtime *rt)
   defun (env, "bench-nop-put-fresh", 3, putfresh3, "The env calls of a minimal fixnum `rhash-put' of a new key.");
   defun (env, "bench-nop-remove", 2, remove2, "The env calls of a minimal fixnum `rhash-remove'.");
   defun (env, "bench-nop-read-pairs", 1, readpairs1, "The env calls of reading fixnum KEY VALUE pairs from a vector.");
+  defun (env, "bench-nop-walk", 3, walk3, "Call FUNCTION with (X X) N times via env->funcall: (fn FUNCTION X N).");
   return 0;
 }

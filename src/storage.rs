@@ -422,6 +422,7 @@ impl Storage for LispStorage {
         }
     }
 
+    #[inline]
     fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<[emacs_value; 2]> {
         match self.quick() {
             Some(q) => Ok(q.entry_to(i, boxes)),

@@ -198,6 +198,7 @@ impl Storage for Store {
         }
     }
 
+    #[inline(always)]
     fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<[emacs_value; 2]> {
         match self {
             Store::Lisp(s) => s.entry_to(lx, i, boxes),
