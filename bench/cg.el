@@ -50,14 +50,17 @@
   "Run bulk operation OP N times over 1000 elements."
   (let* ((size 1000)
          (keys (vconcat (number-sequence 0 (1- size))))
-         (r (rhash-make :test 'eql)) (x nil) (i 0))
-    (dotimes (k size) (rhash-put k k r))
+         (lst (mapcar (lambda (k) (% (* k 7) 100)) (number-sequence 0 (1- size))))
+         (r (rhash-make :test 'eql)) (r2 (rhash-make :test 'eql)) (x nil) (i 0))
+    (dotimes (k size) (rhash-put k k r) (rhash-put k (- k) r2))
     (garbage-collect)
     (setq gc-cons-threshold most-positive-fixnum)
     (pcase op
       ('getmany (while (< i n) (setq x (rhash-get-many keys r)) (setq i (1+ i))))
       ('tally (while (< i n) (setq x (rhash-tally-into keys r)) (setq i (1+ i))))
-      ('merge (while (< i n) (setq x (rhash-merge r r)) (setq i (1+ i)))))
+      ('uniq (while (< i n) (setq x (rhash-uniq lst)) (setq i (1+ i))))
+      ('deldups (while (< i n) (setq x (delete-dups (copy-sequence lst))) (setq i (1+ i))))
+      ('merge (while (< i n) (setq x (rhash-merge r r2)) (setq i (1+ i)))))
     x))
 (defun cg-map (op n)
   "Walk a 1000-entry table N times with OP (maphash or rmap)."

@@ -415,12 +415,28 @@ pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bo
     match key.kind() {
         INT | FLOAT => Some(key.payload == payload),
         STR if key.payload != payload => Some(false),
-        // SAFETY: (both `string` calls) the slices live only for this
-        // comparison, which calls no Lisp; `key.v` is a live value.
-        STR => Some(unsafe { direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(stored).map(|k| k.0) }),
+        STR => Some(same_string(key, stored)),
         _ if key.payload == payload => Some(true),
-        _ => l.sympos_bare(stored).is_none().then_some(false),
+        _ => ident_differs(l, stored),
     }
+}
+
+/// `same_quick` for two strings of the same length and multibyteness
+/// (out of line: the probe loops stay small).
+#[inline(never)]
+fn same_string(key: &Key, stored: Obj) -> bool {
+    // SAFETY: (both `string` calls) the slices live only for this
+    // comparison, which calls no Lisp; `key.v` is a live value.
+    unsafe { direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(stored).map(|k| k.0) }
+}
+
+/// `same_quick` for identity keys of the same `meta` but other bits (a
+/// hash collision): different, unless the stored key is a symbol with
+/// position (then Lisp decides).
+#[cold]
+#[inline(never)]
+fn ident_differs(l: &Layout, stored: Obj) -> Option<bool> {
+    l.sympos_bare(stored).is_none().then_some(false)
 }
 
 /// The direct path's classification of the keys `classify_quick`

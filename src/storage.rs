@@ -226,6 +226,20 @@ impl Quick {
     }
 }
 
+/// `find_quick`'s probe of Lisp storage with its direct view `q` (for
+/// loops, which check the path and the storage once): `Some(found or
+/// not)`, `None` when a comparison needs Lisp.
+#[inline(always)]
+pub fn probe_quick(l: &direct::Layout, q: Quick, raw: &RawTable, key: &Key) -> Option<Option<(usize, usize)>> {
+    let mut probe = raw.probe(key.meta);
+    while let Some(i) = raw.next_candidate(&mut probe) {
+        if keys::same_quick(l, key, raw.payload(i), q.key(i))? {
+            return Some(Some((i, raw.last_slot(&probe))));
+        }
+    }
+    Some(None)
+}
+
 /// `storable` for a classified key: only identity and predicate keys can be
 /// the marker (a symbol), so numbers and strings need no check.
 #[inline]
@@ -375,14 +389,7 @@ impl Storage for LispStorage {
     fn find_quick(&self, raw: &RawTable, key: &Key) -> Option<Option<(usize, usize)>> {
         let l = direct::layout()?;
         let Some(v) = self.vecs.as_ref() else { return Some(None) };
-        let q = v.quick?;
-        let mut probe = raw.probe(key.meta);
-        while let Some(i) = raw.next_candidate(&mut probe) {
-            if keys::same_quick(l, key, raw.payload(i), q.key(i))? {
-                return Some(Some((i, raw.last_slot(&probe))));
-            }
-        }
-        Some(None)
+        probe_quick(l, v.quick?, raw, key)
     }
 
     #[inline]

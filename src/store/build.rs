@@ -265,9 +265,15 @@ impl Handle {
         let n = keys.len();
         let mut raw = RawTable::with_capacity(n.min(1 << 16)).map_err(|_| error::memory(lx))?;
         let mut w = 0;
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             if quit_requested(lx, i) {
                 return Ok(None);
+            }
+            // The Lisp-free stretch, while it lasts (`i` moves on).
+            (i, w) = self.distinct_quick(lx, keys, vals, &mut raw, i, w)?;
+            if i >= n {
+                break;
             }
             let k = lx.vec_get(keys.value(), i)?;
             let v = match vals {
@@ -297,6 +303,7 @@ impl Handle {
                     w += 1;
                 }
             }
+            i += 1;
         }
         let hole = g().hole.v();
         for j in w..n {
@@ -306,6 +313,61 @@ impl Handle {
             }
         }
         Ok(Some(raw))
+    }
+
+    /// `distinct`'s loop from element `from` on, with `w` distinct keys so
+    /// far, on the direct path: each key classified, looked up and moved
+    /// forward with no Lisp and no env call.  Returns where it stopped and
+    /// the new `w`: the end, a key that needs Lisp, or a quit poll.
+    fn distinct_quick(&self, lx: Lx, keys: &Slots, vals: Option<&Slots>, raw: &mut RawTable, from: usize, mut w: usize) -> LResult<(usize, usize)> {
+        let n = keys.len();
+        let (Some(l), Some(_)) = (direct::layout(), keys.quick()) else { return Ok((from, w)) };
+        if vals.is_some_and(|vs| vs.quick().is_none()) {
+            return Ok((from, w));
+        }
+        let hole = crate::storage::hole_obj();
+        for i in from..n {
+            if i > from && quit_requested(lx, i) {
+                return Ok((i, w));
+            }
+            let (Some(o), Ok(kv)) = (keys.obj_at(i), keys.at(lx, i)) else { return Ok((i, w)) };
+            let Some(k) = keys::classify_quick(l, self.plan, kv) else { return Ok((i, w)) };
+            let mut probe = raw.probe(k.meta);
+            let found = loop {
+                let Some(e) = raw.next_candidate(&mut probe) else { break Some(None) };
+                match keys.obj_at(e).and_then(|s| keys::same_quick(l, &k, raw.payload(e), s)) {
+                    Some(true) => break Some(Some(e)),
+                    Some(false) => {}
+                    None => break None,
+                }
+            };
+            let Some(found) = found else { return Ok((i, w)) };
+            let v = vals.and_then(|vs| vs.obj_at(i));
+            // (As the general step: keys and values are checked when both
+            // go into a table.)
+            if vals.is_some() && (o == hole || v == Some(hole)) {
+                return Err(error::hole(lx));
+            }
+            match found {
+                Some(e) => {
+                    if let (Some(vs), Some(v)) = (vals, v) {
+                        vs.set_obj(e, v);
+                    }
+                }
+                None => {
+                    let e = raw.insert(k.meta, k.payload).map_err(|_| error::memory(lx))?;
+                    debug_assert_eq!(e, w);
+                    if e != i {
+                        keys.set_obj(e, o);
+                        if let (Some(vs), Some(v)) = (vals, v) {
+                            vs.set_obj(e, v);
+                        }
+                    }
+                    w += 1;
+                }
+            }
+        }
+        Ok((n, w))
     }
 
     /// `find` in an index being built outside the table (`distinct`):

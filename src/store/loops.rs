@@ -3,6 +3,7 @@
 //! that needs Lisp.
 
 use super::*;
+use crate::storage::probe_quick;
 
 impl Handle {
     /// Copy the value of entry `entry` into place `i` of `dst`.
@@ -27,18 +28,19 @@ impl Handle {
             return from;
         }
         let plan = self.plan;
+        let Some(l) = direct::layout() else { return from };
         let Ok(t) = self.t.try_borrow() else { return from };
         // Values are copied as objects: Lisp storage on the direct path
         // only, chosen once here for the whole stretch.
-        let (Store::Lisp(ls), Some(q)) = (&t.storage, t.storage.quick()) else { return from };
+        let Some(q) = t.storage.quick() else { return from };
         let n = keys.len().min(out.len());
         for i in from..n {
             if i > from && quit_requested(lx, i) {
                 return i;
             }
             let Ok(key) = keys.at(lx, i) else { return i };
-            let Some(k) = LispStorage::classify_quick(plan, key) else { return i };
-            match ls.find_quick(&t.raw, &k) {
+            let Some(k) = keys::classify_quick(l, plan, key) else { return i };
+            match probe_quick(l, q, &t.raw, &k) {
                 Some(Some((entry, _))) => {
                     out.set_obj(i, q.value(entry));
                 }
@@ -62,10 +64,12 @@ impl Handle {
             // path does it one entry at a time.
             return from;
         }
+        let Some(l) = direct::layout() else { return from };
         let (Ok(s), Ok(mut t)) = (src.t.try_borrow(), self.t.try_borrow_mut()) else { return from };
         // (Keys go over with their Lisp storage's classification: both
-        // tables must have Lisp storage.)
-        let (Some(sq), Some(_)) = (s.storage.quick(), t.storage.quick()) else { return from };
+        // tables must have Lisp storage.  An insertion with room never
+        // reallocates the storage, so `tq` stays valid.)
+        let (Some(sq), Some(tq)) = (s.storage.quick(), t.storage.quick()) else { return from };
         let slots = s.raw.slots();
         let mut changed = false;
         let mut i = from;
@@ -79,11 +83,14 @@ impl Handle {
             };
             let [kv, vv] = sq.entry_to(i, boxes);
             let key = Key { v: kv, meta: e.meta, payload: e.payload };
-            if !Store::is_quick(&key) {
+            if !keys::is_quick(l, &key) {
                 break;
             }
-            let done = match t.find_quick(&key) {
-                Some(Some(f)) => t.storage.set_value(lx, f.entry, vv).is_ok(),
+            let done = match probe_quick(l, tq, &t.raw, &key) {
+                Some(Some((entry, _))) => {
+                    tq.set_value(entry, sq.value(i));
+                    true
+                }
                 Some(None) => t.insert_with_room(lx, &key, vv).unwrap_or_else(|_| {
                     lx.clear_exit();
                     false
@@ -111,20 +118,25 @@ impl Handle {
             return Ok(from);
         }
         let plan = self.plan;
+        let Some(l) = direct::layout() else { return Ok(from) };
         let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
-        // Counts are fixnums stepped in place: Lisp storage only.
-        if !matches!(t.storage, Store::Lisp(_)) {
-            return Ok(from);
-        }
+        // Counts are fixnums stepped in place: Lisp storage on the direct
+        // path only, chosen once here (an insertion with room never
+        // reallocates the storage, so `q` stays valid).
+        let Some(q) = t.storage.quick() else { return Ok(from) };
         self.touch();
         for i in from..elems.len() {
             if i > from && quit_requested(lx, i) {
                 return Ok(i);
             }
             let Ok(key) = elems.at(lx, i) else { return Ok(i) };
-            let Some(k) = LispStorage::classify_quick(plan, key) else { return Ok(i) };
-            let Some(f) = t.find_quick(&k) else { return Ok(i) };
-            if !t.tally_quick(lx, &k, f, one)? {
+            let Some(k) = keys::classify_quick(l, plan, key) else { return Ok(i) };
+            let done = match probe_quick(l, q, &t.raw, &k) {
+                Some(Some((entry, _))) => q.count_up(entry),
+                Some(None) if !q.is_hole_key(&k) => t.insert_with_room(lx, &k, one)?,
+                _ => false,
+            };
+            if !done {
                 return Ok(i);
             }
         }

@@ -33,7 +33,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{self, Key, Lookup, Plan, Spec, Test};
-use crate::storage::{holes, storable, storable_key, LispStorage, Storage};
+use crate::storage::{holes, storable, storable_key, Storage};
 use crate::store_kind::Store;
 use crate::table::{grown_len, RawTable};
 use emacs::raw::emacs_value;
