@@ -4,7 +4,7 @@
 # Each OP of bench/cg.el runs with N = 0 and N = 100000 iterations; the
 # difference over 100000 is printed (loop included: see OP `loop').
 # Operations: loop gethash rget gethash-sym rget-sym gethash-str rget-str
-# puthash rput remput rremput (cg-run); getmany tally merge uniq deldups
+# puthash rput remput rremput (cg-run); getmany tally merge equal uniq deldups
 # (cg-bulk, per element of a 1000-element call; uniq and deldups: 100
 # distinct fixnums, deldups on a fresh copy); maphash rmap (cg-map, per entry).
 # Floors: nop2 (`(bench-nop2 k r)', get's and remove's shape), nop3
@@ -35,7 +35,7 @@ count() {
 }
 for op in "$@"; do
   case $op in
-    getmany|tally|merge|uniq|deldups) f=cg-bulk; n=100; per=100000 ;;
+    getmany|tally|merge|equal|uniq|deldups) f=cg-bulk; n=100; per=100000 ;;
     maphash|rmap|nopwalk|lispwalk) f=cg-map; n=100; per=100000 ;;
     *) f=cg-run; n=100000; per=100000 ;;
   esac

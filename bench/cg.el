@@ -58,6 +58,7 @@
     (pcase op
       ('getmany (while (< i n) (setq x (rhash-get-many keys r)) (setq i (1+ i))))
       ('tally (while (< i n) (setq x (rhash-tally-into keys r)) (setq i (1+ i))))
+      ('equal (let ((r3 (rhash-copy r))) (while (< i n) (setq x (rhash-equal r r3)) (setq i (1+ i)))))
       ('uniq (while (< i n) (setq x (rhash-uniq lst)) (setq i (1+ i))))
       ('deldups (while (< i n) (setq x (delete-dups (copy-sequence lst))) (setq i (1+ i))))
       ('merge (while (< i n) (setq x (rhash-merge r r2)) (setq i (1+ i)))))

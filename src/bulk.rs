@@ -601,11 +601,28 @@ pub fn equal(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     }
     let src = Entries::of(lx, ra)?;
     let same = member.same(lx, src.test());
+    // Two rhash tables with the same test and the default predicate: the
+    // Lisp-free stretches, between the entries that need Lisp.
+    let quick = match (&src, member.b) {
+        (Entries::R(a, boxes, _), Readable::R(b)) if same && default_pred => Some((*a, b, *boxes)),
+        _ => None,
+    };
     let mut i = 0;
     let mut equal = true;
     while equal && i < src.bound(lx)? {
         if quit_requested(lx, i) {
             return Ok(gl.nil());
+        }
+        if let Some((a, b, boxes)) = quick {
+            let (stop, verdict) = a.equal_quick(lx, b, boxes, i);
+            if let Some(v) = verdict {
+                equal = v;
+                break;
+            }
+            i = stop;
+            if i >= src.bound(lx)? {
+                break;
+            }
         }
         if let Some((k, cached, va)) = src.get(lx, i)? {
             equal = match member.value(lx, k, cached, same)? {

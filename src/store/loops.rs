@@ -110,6 +110,38 @@ impl Handle {
         i
     }
 
+    /// `rhash-equal`'s loop with the default predicate, for a table `b`
+    /// with the same test, in one borrow of each: from entry number `from`
+    /// of this table on, look each key up in `b` by its cached hash and
+    /// compare the values by identity.  Returns where it stopped and
+    /// `Some(false)` when a key is missing from `b`; it stops (declines,
+    /// `None`) at values that are not `eq` (`equal` must decide: Lisp), at
+    /// keys that need Lisp, and at a quit poll.  `boxes` are two local
+    /// value boxes of this call (the entry being compared).
+    pub fn equal_quick(&self, lx: Lx, b: &Handle, boxes: [emacs_value; 2], from: usize) -> (usize, Option<bool>) {
+        let Some(l) = direct::layout() else { return (from, None) };
+        let (Ok(s), Ok(t)) = (self.t.try_borrow(), b.t.try_borrow()) else { return (from, None) };
+        let (Some(sq), Some(tq)) = (s.storage.quick(), t.storage.quick()) else { return (from, None) };
+        let slots = s.raw.slots();
+        for i in from..slots {
+            if i > from && quit_requested(lx, i) {
+                return (i, None);
+            }
+            let Some(e) = s.raw.entry(i) else { continue };
+            let [kv, _] = sq.entry_to(i, boxes);
+            let key = Key { v: kv, meta: e.meta, payload: e.payload };
+            if !keys::is_quick(l, &key) {
+                return (i, None);
+            }
+            match probe_quick(l, tq, &t.raw, &key) {
+                Some(Some((entry, _))) if tq.value(entry) == sq.value(i) => {}
+                Some(None) => return (i, Some(false)),
+                _ => return (i, None),
+            }
+        }
+        (slots, None)
+    }
+
     /// `rhash-tally-into`'s loop, in one borrow (as `get_many_quick`):
     /// count `elems[i]` from `from` on while each step is Lisp-free
     /// (`Table::tally_quick`); returns where it stopped (declined).
