@@ -24,14 +24,17 @@ pub fn p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().bool(Handle::is_rhash(lx, a[0])))
 }
 
+#[inline(always)]
 pub fn get(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Handle::of(lx, a[1])?.get(lx, a[0], a.get(2).copied())
 }
 
+#[inline(always)]
 pub fn contains_p(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(g().bool(Handle::of(lx, a[1])?.contains(lx, KeyArg::Value(a[0]))?))
 }
 
+#[inline(always)]
 pub fn put(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     let h = Handle::of(lx, a[2])?;
     h.put(lx, a[2], a[0], a[1])?;
@@ -44,6 +47,7 @@ pub fn adopt(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Ok(a[0])
 }
 
+#[inline(always)]
 pub fn remove(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     Handle::of(lx, a[1])?.remove(lx, a[1], a[0])?;
     Ok(g().nil())

@@ -323,6 +323,13 @@ fn merge_into(lx: Lx, table: emacs_value, sources: &[emacs_value], f: Option<ema
         }
         let src = Entries::of(lx, r)?;
         let same = same_test(lx, src.test(), id);
+        if let Entries::R(sh, ..) = &src {
+            // Room for the new keys at once (as hashbrown's `extend`: all
+            // of them into an empty table, else half).
+            let n = sh.read(lx, Table::len)?;
+            let empty = h.read(lx, Table::is_empty)?;
+            h.reserve(lx, if empty { n } else { n.div_ceil(2) })?;
+        }
         let mut i = 0;
         while i < src.bound(lx)? {
             // A plain merge from a table with the same test: Lisp-free

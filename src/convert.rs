@@ -16,7 +16,7 @@
 //! made from its chars (`string`), and Emacs 27, which lacks
 //! `make_unibyte_string`, makes unibyte strings by encoding Latin-1.
 
-use crate::direct::{self, Layout};
+use crate::direct::{self, Atom, Layout};
 use crate::ffi::{Exit, LResult, Lx};
 use crate::globals::g;
 use crate::plain::{self, Encoder, Item};
@@ -232,25 +232,20 @@ impl Encoding {
 /// (a fixnum, float, string or nil); false, writing nothing, otherwise.
 /// A failed reservation writes nothing either (the caller checks).
 #[inline]
-pub fn encode_atom_direct(_: &Layout, v: emacs_value, out: &mut Vec<u8>) -> bool {
+pub fn encode_atom_direct(l: &Layout, v: emacs_value, out: &mut Vec<u8>) -> bool {
     // SAFETY: the direct path is on (a `Layout` exists: check `box`) and
     // `v` is a value of the current call.
     let o = unsafe { direct::obj(v) };
     let mut e = Encoder::new(out);
-    if let Some(i) = direct::fixnum(o) {
-        e.int(i);
-    } else if let Some(bits) = direct::float_bits(o) {
-        e.float(bits);
-    } else if o.bits() == 0 {
+    // SAFETY: as above; a string's slice is used before any env call (none
+    // below).
+    match unsafe { l.atom(o) } {
+        Atom::Fixnum(i) => e.int(i),
+        Atom::Float(bits) => e.float(bits),
         // `nil` is 0 (check `symbol`).
-        e.nil();
-    } else if let Some((bytes, multibyte)) = {
-        // SAFETY: the slice is used before any env call (none below).
-        unsafe { direct::string_mb(o) }
-    } {
-        e.string(bytes, multibyte);
-    } else {
-        return false;
+        Atom::Symbol if o.bits() == 0 => e.nil(),
+        Atom::Str(bytes, _, multibyte) => e.string(bytes, multibyte),
+        _ => return false,
     }
     true
 }

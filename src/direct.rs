@@ -179,13 +179,6 @@ impl Layout {
         }
     }
 
-    #[inline(always)]
-    pub fn is_bignum(&self, o: Obj) -> bool {
-        // SAFETY: header of a vectorlike object (check `vector`); the
-        // bignum header was learned by check `bignum`.
-        is_vectorlike(o) && unsafe { header(o) } == self.bignum_header
-    }
-
     /// The bare symbol of a symbol with position (Emacs 29+).
     #[inline(always)]
     pub fn sympos_bare(&self, o: Obj) -> Option<Obj> {
@@ -195,6 +188,65 @@ impl Layout {
         // SAFETY: as `is_bignum`; the symbol follows the header (check
         // `symbol-with-pos`).
         unsafe { (header(o) == self.sympos_header).then(|| Obj(word(o, 1))) }
+    }
+}
+
+/// What an object is, read in one tag dispatch: what the Lisp-free
+/// classifiers need (`keys::classify_quick`, `convert::encode_atom_direct`)
+/// without a call back into this file per kind.
+#[derive(Clone, Copy)]
+pub enum Atom<'a> {
+    Fixnum(i64),
+    /// A float's bits.
+    Float(u64),
+    /// A string's bytes (valid until the next GC: see `string`), whether
+    /// it has as many characters as bytes, and whether it is multibyte.
+    Str(&'a [u8], bool, bool),
+    Symbol,
+    Bignum,
+    /// A symbol with position (Emacs 29+).
+    SymPos,
+    /// Any other object (conses, vectors, markers...).
+    Other,
+}
+
+impl Layout {
+    /// The `Atom` of `o`.
+    ///
+    /// # Safety
+    /// `o` is a live object of the current call; a string's slice must be
+    /// dropped before the next env call that may GC (the lifetime `'a` is
+    /// the caller's promise, as for `string`).
+    #[inline(always)]
+    pub unsafe fn atom<'a>(&self, o: Obj) -> Atom<'a> {
+        if let Some(i) = fixnum(o) {
+            return Atom::Fixnum(i);
+        }
+        match o.0 & TAG_MASK {
+            TAG_SYMBOL => Atom::Symbol,
+            TAG_FLOAT => float_bits(o).map_or(Atom::Other, Atom::Float),
+            // SAFETY: the caller's contract (string data, liveness).
+            TAG_STRING => match unsafe { string_mb(o) } {
+                Some((bytes, multibyte)) => {
+                    // SAFETY: a live string (tag checked): `size` first.
+                    let chars = unsafe { *((o.0 - TAG_STRING) as *const u64) } & !MARK;
+                    Atom::Str(bytes, chars as usize == bytes.len(), multibyte)
+                }
+                None => Atom::Other,
+            },
+            TAG_VECTORLIKE => {
+                // SAFETY: a vectorlike object has a header (check `vector`).
+                let h = unsafe { header(o) };
+                if h == self.bignum_header {
+                    Atom::Bignum
+                } else if self.sympos_header != 0 && h == self.sympos_header {
+                    Atom::SymPos
+                } else {
+                    Atom::Other
+                }
+            }
+            _ => Atom::Other,
+        }
     }
 }
 

@@ -27,7 +27,7 @@
 //!   unibyte "\303\251" equals that of a multibyte "é", so a non-ASCII byte
 //!   match is confirmed with `equal`.  Strings that do not copy out take PRED.
 
-use crate::direct::{self, Layout, Obj};
+use crate::direct::{self, Atom, Layout, Obj};
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::hash::{fmix64, hash_bytes, hash_u64};
@@ -328,6 +328,12 @@ fn str_key(v: emacs_value, bytes: &[u8], single: bool) -> Key {
     Key { v, meta: meta(STR, hash_bytes(bytes)), payload: bytes.len() as u64 | flag }
 }
 
+/// The key of `v`, object `o`, compared by identity.
+#[inline]
+fn ident_key(v: emacs_value, o: Obj) -> Key {
+    Key { v, meta: meta(IDENT, hash_u64(o.bits(), IDENT)), payload: o.bits() | IDENT_BITS }
+}
+
 #[inline]
 fn float_key(v: emacs_value, bits: u64) -> Key {
     Key { v, meta: meta(FLOAT, hash_u64(bits, FLOAT)), payload: bits }
@@ -365,32 +371,28 @@ pub fn classify(lx: Lx, plan: Plan, v: emacs_value, spec: &Spec) -> LResult<Look
 /// identity keys that are not symbols with position); `None` otherwise.
 #[inline(always)]
 pub fn classify_quick(l: &Layout, plan: Plan, v: emacs_value) -> Option<Key> {
-    if let Plan::User(_) = plan {
+    if let Plan::User(_) | Plan::Native(_) = plan {
         return None;
     }
     // SAFETY: the direct path is on (`l` exists: check `box`) and `v` is a
-    // live value of the current call.
+    // live value of the current call; a string's bytes are hashed before
+    // any call that may GC.
     let o = unsafe { direct::obj(v) };
-    if let Some(i) = direct::fixnum(o) {
-        return Some(int_key(v, i));
-    }
-    let ident = || Key { v, meta: meta(IDENT, hash_u64(o.bits(), IDENT)), payload: o.bits() | IDENT_BITS };
-    match plan {
-        Plan::Eq if l.sympos_bare(o).is_none() => Some(ident()),
-        Plan::Eql | Plan::Equal => {
-            if let Some(bits) = direct::float_bits(o) {
-                return Some(float_key(v, bits));
-            }
-            if matches!(plan, Plan::Equal) {
-                // SAFETY: the bytes are hashed before any call that may GC.
-                if let Some((bytes, single)) = unsafe { direct::string(o) } {
-                    return Some(str_key(v, bytes, single));
-                }
-                return direct::is_symbol(o).then(ident);
-            }
-            (!l.is_bignum(o) && l.sympos_bare(o).is_none()).then(ident)
-        }
-        _ => None,
+    let equal = matches!(plan, Plan::Equal);
+    // SAFETY: as above.
+    match unsafe { l.atom(o) } {
+        Atom::Fixnum(i) => Some(int_key(v, i)),
+        // A symbol with position needs Lisp (`symbols-with-pos-enabled`).
+        Atom::SymPos => None,
+        _ if matches!(plan, Plan::Eq) => Some(ident_key(v, o)),
+        Atom::Float(bits) => Some(float_key(v, bits)),
+        Atom::Str(bytes, single, _) if equal => Some(str_key(v, bytes, single)),
+        Atom::Symbol => Some(ident_key(v, o)),
+        // `eql` compares bignums by value (Lisp hashes them); `equal`
+        // compares conses, vectors, markers... by contents.
+        Atom::Bignum => None,
+        _ if equal => None,
+        _ => Some(ident_key(v, o)),
     }
 }
 

@@ -320,6 +320,18 @@ impl RawTable {
         None
     }
 
+    /// Make room for `additional` more live entries at once (entries and
+    /// index), so that a run of insertions grows each at most once.
+    pub fn reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        let free = self.entries.len() - self.live;
+        self.reserve_entries(additional.saturating_sub(free))?;
+        let want = self.live.saturating_add(additional);
+        if want.saturating_add(self.tombs) * 4 > self.index.len() * 3 {
+            self.rebuild_index(index_size_for(want)?)?;
+        }
+        Ok(())
+    }
+
     /// Make sure one more insertion cannot fail for lack of memory.
     #[inline]
     pub fn reserve_one(&mut self) -> Result<(), AllocError> {

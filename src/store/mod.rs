@@ -639,6 +639,22 @@ impl Handle {
         }
     }
 
+    /// Make room for `additional` more keys at once (a bulk insertion's
+    /// estimate): the index, the entries and the storage each grow at most
+    /// once for them, instead of doubling step by step.  May run Lisp (the
+    /// storage's allocation); the table is consistent throughout.
+    pub fn reserve(&self, lx: Lx, additional: usize) -> LResult<()> {
+        let need = self.write(lx, |t| {
+            t.raw.reserve(additional).map(|()| t.raw.slots().max(t.raw.len() + additional))
+        })?;
+        let need = need.map_err(|_| error::memory(lx))?;
+        if self.read(lx, |t| t.storage.native().is_none())? {
+            // (Whether Lisp ran meanwhile does not matter: this is room.)
+            self.grow_storage(lx, need)?;
+        }
+        Ok(())
+    }
+
     /// Give the storage room for `need` places (`grown_len`).  The new
     /// vectors are allocated first, through Lisp calls that may GC, quit or
     /// fail, leaving the table as it was; then `install` switches to them
