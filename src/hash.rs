@@ -4,9 +4,11 @@
 //! - strings are consumed a 64-bit word at a time (byte-wise FNV costs ~1 ns per
 //!   byte, which dominates on 40-byte keys), with a xor-shift fold after each
 //!   multiply so that differences in a word's high bytes reach the low bits;
-//! - every hash ends with a full-avalanche finalizer (murmur3 `fmix64`), so the
-//!   low bits used to pick a slot depend on every input bit.  Plain FNV-1a puts
-//!   "a" and "q" in the same slot of a 16-slot table.
+//! - every string hash ends with a full-avalanche finalizer (murmur3
+//!   `fmix64`), so the low bits used to pick a slot depend on every input
+//!   bit.  Plain FNV-1a puts "a" and "q" in the same slot of a 16-slot table.
+//!
+//! A 64-bit integer takes one folded multiply instead (`hash_u64`).
 
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
