@@ -525,6 +525,21 @@ impl Handle {
     #[inline(always)]
     pub fn get(&self, lx: Lx, key: emacs_value, default: Option<emacs_value>) -> LResult<emacs_value> {
         // The Lisp-free probe and the value's read in one borrow.
+        if let Some(l) = direct::layout() {
+            if let Some(found) = self.get_quick(l, key) {
+                return Ok(match found {
+                    Some(value) => {
+                        // SAFETY: `key` is an argument box of this call
+                        // (check `return`); the value is live (stored).
+                        unsafe { direct::set_box(key, value) };
+                        key
+                    }
+                    None => default.unwrap_or_else(|| g().nil()),
+                });
+            }
+        }
+        // Native storage, or a table without storage yet: the storage's
+        // own Lisp-free probe and read, in one borrow.
         if let (Some(k), Ok(t)) = (Store::classify_quick(self.plan, key), self.t.try_borrow()) {
             match t.find_quick(&k) {
                 Some(Some(f)) => return t.storage.value_to(lx, f.entry, key),
@@ -536,6 +551,51 @@ impl Handle {
             Some(f) => self.read(lx, |t| t.storage.value_to(lx, f.entry, key))?,
             None => Ok(default.unwrap_or_else(|| g().nil())),
         }
+    }
+
+    /// `get`'s Lisp-free step on the direct path for Lisp storage: KEY's
+    /// value object, or `Some(None)` when absent; `None` (declined) when
+    /// the key or the storage needs the general step.
+    #[inline(always)]
+    fn get_quick(&self, l: &direct::Layout, key: emacs_value) -> Option<Option<direct::Obj>> {
+        let k = keys::classify_quick(l, self.plan, key)?;
+        let t = self.t.try_borrow().ok()?;
+        let q = t.storage.quick()?;
+        let found = crate::storage::probe_quick(l, q, &t.raw, &k)?;
+        Some(found.map(|(entry, _)| q.value(entry)))
+    }
+
+    /// `put_key`'s Lisp-free step on the direct path for Lisp storage
+    /// (VALUE checked by `storable`): `Some(Ok(true))` when done,
+    /// `Some(Ok(false))` when the storage must grow first; `None`
+    /// (declined) when the key or the storage needs the general step.
+    #[inline(always)]
+    fn put_quick(&self, lx: Lx, l: &direct::Layout, key: emacs_value, value: emacs_value) -> Option<LResult<bool>> {
+        let k = keys::classify_quick(l, self.plan, key)?;
+        let mut t = self.t.try_borrow_mut().ok()?;
+        let q = t.storage.quick()?;
+        Some(match crate::storage::probe_quick(l, q, &t.raw, &k)? {
+            Some((entry, _)) => {
+                // SAFETY: a live value of this call.
+                q.set_value(entry, unsafe { direct::obj(value) });
+                Ok(true)
+            }
+            None => storable_key(lx, &k).and_then(|()| t.insert_with_room(lx, &k, value)),
+        })
+    }
+
+    /// `remove`'s Lisp-free step on the direct path for Lisp storage:
+    /// whether KEY was there (and is now gone); `None` (declined) when the
+    /// key or the storage needs the general step.
+    #[inline(always)]
+    fn remove_quick(&self, lx: Lx, l: &direct::Layout, key: emacs_value) -> Option<LResult<bool>> {
+        let k = keys::classify_quick(l, self.plan, key)?;
+        let mut t = self.t.try_borrow_mut().ok()?;
+        let q = t.storage.quick()?;
+        Some(match crate::storage::probe_quick(l, q, &t.raw, &k)? {
+            Some((entry, slot)) => t.remove_found(lx, Found { entry, slot }).map(|()| true),
+            None => Ok(false),
+        })
     }
 
     /// Whether KEY is present.
@@ -564,6 +624,14 @@ impl Handle {
     #[inline(always)]
     pub fn remove(&self, lx: Lx, table: emacs_value, key: emacs_value) -> LResult<()> {
         self.check_mutable(lx, table)?;
+        if let Some(l) = direct::layout() {
+            if let Some(removed) = self.remove_quick(lx, l, key) {
+                if removed? {
+                    self.touch();
+                }
+                return Ok(());
+            }
+        }
         if let (_, Some(f)) = self.locate(lx, KeyArg::Value(key))? {
             self.write(lx, |t| t.remove_found(lx, f))??;
             self.touch();
@@ -585,7 +653,16 @@ impl Handle {
     pub fn put_key(&self, lx: Lx, key: KeyArg, value: emacs_value) -> LResult<()> {
         storable(lx, &[value])?;
         // The Lisp-free probe and the change in one borrow, when the key
-        // allows and the storage has room.
+        // allows and the storage has room: Lisp storage on the direct
+        // path, then any storage.
+        if let (KeyArg::Value(v), Some(l)) = (key, direct::layout()) {
+            if let Some(done) = self.put_quick(lx, l, v, value) {
+                if done? {
+                    self.touch();
+                    return Ok(());
+                }
+            }
+        }
         if let KeyArg::Value(v) = key {
             if let (Some(k), Ok(mut t)) = (Store::classify_quick(self.plan, v), self.t.try_borrow_mut()) {
                 let done = match t.find_quick(&k) {
