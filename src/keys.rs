@@ -429,7 +429,30 @@ pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bo
 fn same_string(key: &Key, stored: Obj) -> bool {
     // SAFETY: (both `string` calls) the slices live only for this
     // comparison, which calls no Lisp; `key.v` is a live value.
-    unsafe { direct::string(direct::obj(key.v)).map(|k| k.0) == direct::string(stored).map(|k| k.0) }
+    match unsafe { (direct::string(direct::obj(key.v)), direct::string(stored)) } {
+        (Some((a, _)), Some((b, _))) => same_bytes(a, b),
+        _ => false,
+    }
+}
+
+/// `a == b`, with strings of up to 32 bytes compared a word at a time
+/// from both ends (the words may overlap) instead of through a `memcmp`
+/// call: most keys are short, and the call costs more than the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    // (The slices are 8 and 4 bytes long: the conversions cannot fail.)
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or([0; 8]));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => (0..2).all(|j| word(a, 8 * j) == word(b, 8 * j) && word(a, n - 8 - 8 * j) == word(b, n - 8 - 8 * j)),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
 }
 
 /// `same_quick` for identity keys of the same `meta` but other bits (a
@@ -669,4 +692,27 @@ fn compare_copied(lx: Lx, key: &Key, kbuf: &[u8], stored: emacs_value, sbuf: &mu
     }
     let r = lx.funcall(g().f_equal.v(), &[key.v, stored])?;
     Ok(lx.is_not_nil(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    /// `same_bytes` agrees with `==` at every length it special-cases and
+    /// beyond, for a difference at every position.
+    #[test]
+    fn same_bytes_is_equality() {
+        for n in 0..48usize {
+            let a: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "n={n}");
+            for d in 0..n {
+                let mut b = a.clone();
+                b[d] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "n={n} d={d}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer));
+        }
+    }
 }
