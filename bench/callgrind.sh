@@ -4,6 +4,7 @@
 # Each OP of bench/cg.el runs with N = 0 and N = 100000 iterations; the
 # difference over 100000 is printed (loop included: see OP `loop').
 # Operations: loop gethash rget gethash-sym rget-sym gethash-str rget-str
+# gethash-long rget-long ("my-package--internal-function-%d" keys)
 # puthash rput remput rremput (cg-run); getmany tally merge equal uniq deldups
 # (cg-bulk, per element of a 1000-element call; uniq and deldups: 100
 # distinct fixnums, deldups on a fresh copy); maphash rmap (cg-map, per entry).

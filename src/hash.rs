@@ -51,6 +51,13 @@ const SEED_SPREAD: u64 = 0x1319_8a2e_0370_7345;
 #[inline]
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = step(FNV_OFFSET, bytes.len() as u64);
+    // Keys of up to 16 bytes (most): two overlapping words at most, no loop.
+    match bytes.len() {
+        0 => return fmix64(h),
+        1..=7 => return fmix64(step(h, tail_word(bytes, bytes.len()))),
+        8..=16 => return fmix64(step(step(h, tail_word(&bytes[..8], 8)), tail_word(bytes, 8))),
+        _ => {}
+    }
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         // `chunks_exact(8)` yields 8-byte slices, so the conversion cannot fail.
@@ -64,7 +71,7 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     fmix64(h)
 }
 
-/// The last `n` (1..=7) bytes of `bytes` as one word, read without a byte
+/// The last `n` (1..=8) bytes of `bytes` as one word, read without a byte
 /// loop: the last 8 bytes when there are that many (overlapping the words
 /// before), else two overlapping halves, else first, middle and last byte.
 /// Every one of the `n` bytes lands in the word.
