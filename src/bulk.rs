@@ -517,20 +517,15 @@ pub fn union(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     if let Readable::R(hb) = rb {
         if !matches!(ida, Test::User(_)) && same_test(lx, Some(hb.test()), ida) {
             let a_entries: Vec<usize> = ha.read(lx, |t| t.live_entries())?;
-            let (_, bslots) = hb.read(lx, Table::extent)?;
-            let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
             let mut b_entries = Vec::new();
-            for i in 0..bslots {
-                if quit_requested(lx, i) {
-                    return Ok(g().nil());
-                }
-                let Some((key, _)) = hb.entry_to(lx, i, boxes)? else { continue };
+            let walked = hb.each_entry(lx, |i, key, _| {
                 if !ha.contains(lx, KeyArg::Classified(key))? {
                     b_entries.push(i);
                 }
-                if gens() != g0 {
-                    break;
-                }
+                Ok(gens() == g0)
+            })?;
+            if !walked {
+                return Ok(g().nil());
             }
             if gens() == g0 {
                 if let Some(r) = store::build_from(lx, ida.try_clone(lx)?, &[(ha, &a_entries), (hb, &b_entries)])? {

@@ -15,7 +15,7 @@ use crate::ffi::{LResult, Lx};
 use crate::file::{self, FileWriter, Loaded, ReadError, Storage, WriteError};
 use crate::globals::g;
 use crate::storage::Slots;
-use crate::store::{quit_requested, Handle, Table};
+use crate::store::{quit_requested, Handle};
 use emacs::raw::emacs_value;
 use std::ffi::c_void;
 use std::path::PathBuf;
@@ -214,15 +214,9 @@ pub fn save_table(lx: Lx, args: &[emacs_value]) -> LResult<emacs_value> {
         }
         return write(lx, w, *file);
     }
-    let (_, slots) = h.read(lx, Table::extent)?;
-    let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
     let mut enc = Encoding::default();
-    for i in 0..slots {
-        if quit_requested(lx, i) {
-            return Ok(g().nil());
-        }
-        let Some((k, v)) = h.entry_to(lx, i, boxes)? else { continue };
-        push_pair(lx, &mut w, &mut enc, k.v, v)?;
+    if !h.each_entry(lx, |_, k, v| push_pair(lx, &mut w, &mut enc, k.v, v).map(|()| true))? {
+        return Ok(g().nil());
     }
     write(lx, w, *file)
 }

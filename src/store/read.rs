@@ -143,6 +143,27 @@ impl Handle {
         })?
     }
 
+    /// Call `f` with each live entry's number, key and value (in two local
+    /// value boxes of this call, rewritten for each entry), in entry order
+    /// over the entry numbers there are when the walk starts.  `f` may run
+    /// Lisp: each entry is read afresh.  `f` answering false stops the
+    /// walk.  C-g is polled every 4096 entries: `Ok(false)` when a quit is
+    /// pending (the caller returns at once), else `Ok(true)`.
+    pub fn each_entry(&self, lx: Lx, mut f: impl FnMut(usize, Key, emacs_value) -> LResult<bool>) -> LResult<bool> {
+        let (_, slots) = self.read(lx, Table::extent)?;
+        let boxes = [lx.make_integer(0)?, lx.make_integer(0)?];
+        for i in 0..slots {
+            if quit_requested(lx, i) {
+                return Ok(false);
+            }
+            let Some((key, value)) = self.entry_to(lx, i, boxes)? else { continue };
+            if !f(i, key, value)? {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
     /// As `entry_to`, with values valid for the whole call.
     pub fn entry_at(&self, lx: Lx, i: usize) -> LResult<Option<(Key, emacs_value)>> {
         self.read(lx, |t| {
