@@ -746,24 +746,29 @@ impl Handle {
         let g0 = self.gen();
         let gl = g();
         let new_len = grown_len(len, need, hint);
+        // On the direct path the old contents are copied below, Lisp-free,
+        // a word per place (`vconcat` copies through a generic sequence
+        // loop, ~35 instructions a place); on the official path that copy
+        // would be two env calls a place, and `vconcat` does it.
+        let direct = direct::layout().is_some();
         let mut made = [gl.nil(); 2];
         for (k, slot) in made.iter_mut().enumerate() {
             *slot = match old {
-                None => holes(lx, new_len)?,
-                Some(o) => {
+                Some(o) if !direct => {
                     let tail = holes(lx, new_len - len)?;
                     lx.funcall(gl.f_vconcat.v(), &[o[k], tail])?
                 }
+                _ => holes(lx, new_len)?,
             };
         }
         let cell = self.new_cell(lx)?;
         // No Lisp runs from here on.
         let changed = self.gen() != g0;
-        if changed {
-            let len2 = self.read(lx, |t| t.storage.room())?;
-            if need <= len2 {
-                return Ok(true);
-            }
+        let len2 = self.read(lx, |t| t.storage.room())?;
+        if changed && need <= len2 {
+            return Ok(true);
+        }
+        if changed || (direct && old.is_some()) {
             // len2 < need <= new_len: take the current contents.
             self.read(lx, |t| t.storage.copy_prefix(lx, [true, true], made, len2))??;
         }
