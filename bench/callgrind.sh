@@ -5,6 +5,7 @@
 # difference over 100000 is printed (loop included: see OP `loop').
 # Operations: loop gethash rget gethash-sym rget-sym gethash-str rget-str
 # gethash-long rget-long ("my-package--internal-function-%d" keys)
+# rget-native rput-native (a native eql table of fixnums)
 # puthash rput remput rremput (cg-run); getmany tally merge equal uniq deldups
 # getmanyl getmanylisp (a key list; the mapcar + gethash loop) copy copyhash mergecopy mergecopyhash (B, keys 500..1499, into a copy of A)
 # (cg-bulk, per element of a 1000-element call; uniq and deldups: 100
