@@ -171,21 +171,7 @@ impl NativeStorage {
     #[inline]
     pub fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value> {
         if direct::layout().is_some() {
-            let fix = {
-                let store = self.store.borrow();
-                let enc = store.value(i);
-                if enc.first() == Some(&plain::TAG_INT) {
-                    let mut n = None;
-                    plain::walk(enc, |item| {
-                        if let plain::Item::Int(v) = item {
-                            n = Some(v);
-                        }
-                    });
-                    n
-                } else {
-                    None
-                }
-            };
+            let fix = plain::int_of(self.store.borrow().value(i));
             if let Some(n) = fix {
                 // SAFETY: the direct path is on; `out` is a value box of this
                 // call (caller; check `return`); an INT encoding is in the

@@ -193,6 +193,16 @@ fn unzigzag(z: u64) -> i64 {
 // ---------------------------------------------------------------------------
 // Reading validated values
 
+/// The integer of a valid encoding that is one INT item; `None` for any
+/// other encoding.  (A read of one varint, without a walk.)
+#[inline]
+pub fn int_of(enc: &[u8]) -> Option<i64> {
+    match enc.first() {
+        Some(&TAG_INT) => Some(unzigzag(varint(enc, 1).0)),
+        _ => None,
+    }
+}
+
 /// One decoded atom or container header, for walking an encoding without
 /// allocation.  `List(n)` is followed (in a walk) by its `n` cars and then
 /// its tail; `Vector(n)` by its `n` elements.
