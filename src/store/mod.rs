@@ -7,8 +7,12 @@
 //! classified (an entry of a table with the same test), Lisp-free on the
 //! direct path when the key allows (`locate_quick`, which may decline),
 //! else classifying and comparing through Lisp (`find`).  Every lookup and
-//! every insertion (`put`, `put_key`, the bulk loops) starts from it; an
-//! absent key goes in through `insert`.
+//! every insertion starts from it; an absent key goes in through `insert`.
+//! The hottest callers (`get`, `put_key`, `remove` and the bulk loops)
+//! first try its Lisp-free half for Lisp storage on the direct path in
+//! their own borrow (`get_quick`, `put_quick`, `remove_quick`, `loops.rs`:
+//! the layout and the storage's view taken once, the probe
+//! `storage::probe_quick`), and fall back to `locate` when that declines.
 //!
 //! Invariants (stated once, kept by the methods of this module alone):
 //! - the storage holds entry i's key and value at place i (`storage.rs`);
