@@ -22,6 +22,7 @@
 (require 'ert)
 (require 'cl-lib)
 (require 'rhash)
+(require 'rhash-data)
 
 ;;;; Helpers
 
@@ -445,19 +446,11 @@ PAIRS are put in order, then the keys REMOVALS removed."
 
 (defun rhash-bulk--rand (n)
   "A pseudo-random integer in [0, N)."
-  (let ((x rhash-bulk--state))
-    (setq x (logxor x (logand (ash x 13) #xFFFFFFFF)))
-    (setq x (logxor x (ash x -17)))
-    (setq x (logxor x (logand (ash x 5) #xFFFFFFFF)))
-    (setq rhash-bulk--state x)
-    (% x n)))
+  (% (setq rhash-bulk--state (rhash-data-xorshift rhash-bulk--state)) n))
 
 (defun rhash-bulk--seed ()
   "The seed: RHASH_BULK_SEED, or 1."
-  (let ((env (getenv "RHASH_BULK_SEED")))
-    (cond ((or (null env) (equal env "")) 1)
-          ((equal env "random") (random t) (1+ (random 2000000000)))
-          (t (string-to-number env)))))
+  (rhash-data-seed "RHASH_BULK_SEED"))
 
 (defun rhash-bulk--pool ()
   "Awkward keys, several of them `equal' but not `eq' twins."

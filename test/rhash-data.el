@@ -2,9 +2,10 @@
 
 ;;; Commentary:
 
-;; Helpers shared by the native-storage and file suites: what comes back
-;; from a native table or a file must be `equal' to what went in, with the
-;; same string multibyteness and the same float bits.
+;; Helpers shared by the suites: what comes back from a native table or
+;; a file must be `equal' to what went in, with the same string
+;; multibyteness and the same float bits; and the seeded generator of the
+;; differential suites.
 
 ;;; Code:
 
@@ -38,6 +39,22 @@ Floats must be `eql' (bit for bit), inside conses and vectors too."
   (let ((x (rhash-data-entries a)) (y (rhash-data-entries b)))
     (and (= (length x) (length y))
          (cl-every #'rhash-data-same x y))))
+
+;;;; Seeded generators (the differential suites)
+
+(defun rhash-data-xorshift (x)
+  "The xorshift32 state after X (a nonzero 32-bit integer)."
+  (setq x (logxor x (logand (ash x 13) #xFFFFFFFF)))
+  (setq x (logxor x (ash x -17)))
+  (logxor x (logand (ash x 5) #xFFFFFFFF)))
+
+(defun rhash-data-seed (var)
+  "The seed in environment variable VAR, or 1 when VAR is unset or empty.
+VAR holds an integer, or `random' to draw one."
+  (let ((env (getenv var)))
+    (cond ((or (null env) (equal env "")) 1)
+          ((equal env "random") (random t) (1+ (random 2000000000)))
+          (t (string-to-number env)))))
 
 (provide 'rhash-data)
 ;;; rhash-data.el ends here

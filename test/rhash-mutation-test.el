@@ -21,6 +21,7 @@
 (require 'ert)
 (require 'cl-lib)
 (require 'rhash)
+(require 'rhash-data)
 
 ;;;; Helpers
 
@@ -249,19 +250,11 @@ with the same value, in ORIG's order."
 
 (defun rhash-mut--rand (n)
   "A pseudo-random integer in [0, N)."
-  (let ((x rhash-mut--state))
-    (setq x (logxor x (logand (ash x 13) #xFFFFFFFF)))
-    (setq x (logxor x (ash x -17)))
-    (setq x (logxor x (logand (ash x 5) #xFFFFFFFF)))
-    (setq rhash-mut--state x)
-    (% x n)))
+  (% (setq rhash-mut--state (rhash-data-xorshift rhash-mut--state)) n))
 
 (defun rhash-mut--seed ()
   "The seed: RHASH_MUT_SEED, or 1."
-  (let ((env (getenv "RHASH_MUT_SEED")))
-    (cond ((or (null env) (equal env "")) 1)
-          ((equal env "random") (random t) (1+ (random 2000000000)))
-          (t (string-to-number env)))))
+  (rhash-data-seed "RHASH_MUT_SEED"))
 
 (defun rhash-mut--key (range)
   "A random key below RANGE: mostly fixnums, some strings (not `eq' twins)."
