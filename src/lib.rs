@@ -36,6 +36,8 @@ mod native_storage;
 mod storage;
 mod store_kind;
 mod store;
+#[cfg(test)]
+mod test_rng;
 
 use emacs::raw::{emacs_env, emacs_runtime};
 use std::ffi::c_int;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::plain::tests::{enc, V};
 use crate::plain::MAX_DEPTH;
+use crate::test_rng::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -260,21 +261,6 @@ fn every_reason_in_order() {
 
 // ---------------------------------------------------------------------------
 // The hostile corpus
-
-/// xorshift64*: a seeded, replayable generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The number of generated cases of each kind (`RHASH_CORPUS_CASES`,
 /// `make soak` runs a long corpus).

@@ -1,20 +1,6 @@
 use super::*;
 use crate::plain::Encoder;
-
-/// xorshift64*: a seeded, replayable generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 /// A random encoding: mostly short strings, sometimes an integer, a list,
 /// or a long string.
