@@ -26,14 +26,6 @@
 
 ;;;; Helpers
 
-(defun rhash-bulk--alist (table)
-  "TABLE's entries (rhash or built-in) as an alist in iteration order."
-  (let (l)
-    (if (rhash-p table)
-        (rhash-map (lambda (k v) (push (cons k v) l)) table)
-      (maphash (lambda (k v) (push (cons k v) l)) table))
-    (nreverse l)))
-
 (defun rhash-bulk--same (a b)
   "Non-nil if A and B are `eq', or conses whose parts are the same so."
   (or (eq a b)
@@ -46,7 +38,7 @@
 Keys and values are compared with `rhash-bulk--same'."
   (and (rhash-p r)
        (eq (rhash-test r) (hash-table-test h))
-       (let ((ra (rhash-bulk--alist r)) (ha (rhash-bulk--alist h)))
+       (let ((ra (rhash-data-entries r)) (ha (rhash-data-entries h)))
          (and (= (length ra) (length ha))
               (cl-every (lambda (x y) (and (eq (car x) (car y))
                                            (rhash-bulk--same (cdr x) (cdr y))))
@@ -421,7 +413,7 @@ PAIRS are put in order, then the keys REMOVALS removed."
     (should (equal (rhash-bulk--outcome (rhash-bulk--ref-merge ref (list (rhash-to-hash-table src)) fn))
                    '(throw . out)))
     (should (rhash-bulk--consistent-p table))
-    (should (equal (rhash-to-alist table) (rhash-bulk--alist ref)))
+    (should (equal (rhash-to-alist table) (rhash-data-entries ref)))
     ;; An erring predicate leaves both tables as they were.
     (let ((copy (rhash-to-alist table)))
       (should-error (rhash-equal table (rhash-copy table) (lambda (_k _v) (error "No"))))
@@ -542,7 +534,7 @@ PAIRS are put in order, then the keys REMOVALS removed."
       (check 'equal-builtin-twin (rhash-equal ra ha #'eq))
       (let ((hc (copy-hash-table ha)) (rc (rhash-copy ra)))
         (when (> (hash-table-count hc) 0)
-          (let ((k (car (car (rhash-bulk--alist hc)))))
+          (let ((k (car (car (rhash-data-entries hc)))))
             (puthash k 'changed hc) (rhash-put k 'changed rc)))
         (check 'equal-changed (eq (rhash-equal ra rc) (rhash-bulk--ref-equal ha hc))))
       ;; tally, tally-into, uniq.

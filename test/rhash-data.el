@@ -4,8 +4,8 @@
 
 ;; Helpers shared by the suites: what comes back from a native table or
 ;; a file must be `equal' to what went in, with the same string
-;; multibyteness and the same float bits; and the seeded generator of the
-;; differential suites.
+;; multibyteness and the same float bits; temporary directories; and the
+;; seeded generator of the differential suites.
 
 ;;; Code:
 
@@ -27,11 +27,13 @@ Floats must be `eql' (bit for bit), inside conses and vectors too."
         (t (equal a b))))
 
 (defun rhash-data-entries (table)
-  "TABLE's entries (an rhash or built-in table) as (KEY . VALUE), in order."
+  "TABLE's entries (an rhash or built-in table) as (KEY . VALUE), in order.
+An rhash table is walked by `rhash-map' (in the Lisp fallback, every
+table is one), a built-in one by `maphash'."
   (let (acc)
-    (if (hash-table-p table)
-        (maphash (lambda (k v) (push (cons k v) acc)) table)
-      (rhash-map (lambda (k v) (push (cons k v) acc)) table))
+    (if (rhash-p table)
+        (rhash-map (lambda (k v) (push (cons k v) acc)) table)
+      (maphash (lambda (k v) (push (cons k v) acc)) table))
     (nreverse acc)))
 
 (defun rhash-data-same-entries (a b)
@@ -39,6 +41,15 @@ Floats must be `eql' (bit for bit), inside conses and vectors too."
   (let ((x (rhash-data-entries a)) (y (rhash-data-entries b)))
     (and (= (length x) (length y))
          (cl-every #'rhash-data-same x y))))
+
+;;;; Files
+
+(defmacro rhash-data-with-dir (var &rest body)
+  "Bind VAR to a fresh temporary directory around BODY, then delete it."
+  (declare (indent 1))
+  `(let ((,var (file-name-as-directory (make-temp-file "rhash-test-" t))))
+     (unwind-protect (progn ,@body)
+       (delete-directory ,var t))))
 
 ;;;; Seeded generators (the differential suites)
 

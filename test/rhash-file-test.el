@@ -20,6 +20,7 @@
 (require 'ert)
 (require 'cl-lib)
 (require 'rhash)
+(require 'rhash-data)
 
 (defvar rhash--module)
 (declare-function rhash-save "rhash-module" (table file))
@@ -36,13 +37,6 @@
     (and root (file-directory-p (expand-file-name "test/data" root))
          (expand-file-name "test/data/" root)))
   "The directory of the golden files, when the tests run in the source tree.")
-
-(defmacro rhash-file-test--with-dir (var &rest body)
-  "Bind VAR to a fresh temporary directory around BODY, then delete it."
-  (declare (indent 1))
-  `(let ((,var (file-name-as-directory (make-temp-file "rhash-file-" t))))
-     (unwind-protect (progn ,@body)
-       (delete-directory ,var t))))
 
 (defun rhash-file-test--bytes (file)
   "The bytes of FILE, a unibyte string."
@@ -169,7 +163,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
 (ert-deftest rhash-file-round-trip ()
   "What is saved loads back: test, storage, entries and their order."
   (skip-unless (rhash-file-test--files-p))
-  (rhash-file-test--with-dir dir
+  (rhash-data-with-dir dir
     (dolist (g (rhash-file-test--golden))
       (let ((file (expand-file-name (concat (car g) ".rht") dir)))
         (should (equal (rhash-save (cdr g) file) file))
@@ -200,7 +194,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
   "The golden files load as the tables they hold and are written again byte for byte."
   (skip-unless (rhash-file-test--files-p))
   (skip-unless rhash-file-test--data)
-  (rhash-file-test--with-dir dir
+  (rhash-data-with-dir dir
     (dolist (g (rhash-file-test--golden))
       (let ((golden (expand-file-name (concat (car g) ".rht") rhash-file-test--data))
             (file (expand-file-name (concat (car g) ".rht") dir)))
@@ -213,7 +207,7 @@ Floats are compared bit for bit (`eql'), the rest with `equal'."
 (ert-deftest rhash-file-save-refuses-non-plain ()
   "Non-plain data: the error, FILE untouched, no temporary file left."
   (skip-unless (rhash-file-test--files-p))
-  (rhash-file-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "t.rht" dir))
           (good (rhash-from-alist '((a . 1))))
           (bad (rhash-make)))
@@ -265,7 +259,7 @@ VERSION and FLAGS default to 1 and 0; the checksum is right."
 (ert-deftest rhash-file-damaged ()
   "Damaged files signal `rhash-file-error' naming the reason and the file."
   (skip-unless (rhash-file-test--files-p))
-  (rhash-file-test--with-dir dir
+  (rhash-data-with-dir dir
     (let* ((file (expand-file-name "d.rht" dir))
            ;; storage lisp, test `equal', then 1 => "a".
            (body (unibyte-string 0 2 5 ?e ?q ?u ?a ?l 4 2 7 1 ?a))

@@ -13,6 +13,7 @@
 
 (require 'ert)
 (require 'rhash)
+(require 'rhash-data)
 (require 'lisp-mnt)
 
 (defconst rhash-install-test--el (locate-library "rhash.el")
@@ -63,6 +64,20 @@ library, and logs its arguments to cargo.log beside it."
     (set-file-modes cargo #o755))
   bin)
 
+(defun rhash-install-test--cargo-calls (bin)
+  "The arguments of each call of the fake cargo in BIN, a line each."
+  (with-temp-buffer
+    (insert-file-contents (expand-file-name "cargo.log" bin))
+    (buffer-string)))
+
+(defconst rhash-install-test--print-compile-log
+  '(princ (format "log %s\n"
+                  (let ((print-escape-newlines t))
+                    (prin1-to-string
+                     (with-current-buffer "*rhash-module-compile*"
+                       (buffer-string))))))
+  "Print the `rhash-module-compile' buffer in a child, as \"log ...\".")
+
 (defun rhash-install-test--run (dir form &optional bin path)
   "Run FORM in a child batch Emacs with only DIR added to `load-path'.
 HOME is DIR/home.  With BIN, put that directory first on PATH; with
@@ -81,13 +96,6 @@ Return (STATUS . OUTPUT), OUTPUT being stdout and stderr together."
                                   "-Q" "--batch" "-L" dir
                                   "--eval" (prin1-to-string form))))
         (cons status (buffer-string))))))
-
-(defmacro rhash-install-test--with-dir (var &rest body)
-  "Bind VAR to a fresh temporary directory around BODY, then delete it."
-  (declare (indent 1))
-  `(let ((,var (file-name-as-directory (make-temp-file "rhash-install-" t))))
-     (unwind-protect (progn ,@body)
-       (delete-directory ,var t))))
 
 (defconst rhash-install-test--report
   '(condition-case err
@@ -156,7 +164,7 @@ they run in one mode only."
 One message, whose first line names the fix: the command, the
 directory and the option."
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (rhash-install-test--copy dir)
     (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
     (let* ((out (cdr (rhash-install-test--run
@@ -182,7 +190,7 @@ directory and the option."
 (ert-deftest rhash-install-missing-no-sources ()
   "Without Cargo.toml near rhash.el the message says the sources are missing."
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir)))
       (make-directory pkg)
       (rhash-install-test--copy pkg)
@@ -195,7 +203,7 @@ directory and the option."
 (ert-deftest rhash-install-declined-build ()
   "Interactive Emacs asks before building; declined, rhash runs in Lisp."
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (rhash-install-test--copy dir)
     (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
     (let ((out (cdr (rhash-install-test--run
@@ -216,7 +224,7 @@ directory and the option."
 (ert-deftest rhash-install-no-module-support ()
   "An Emacs without module support runs rhash in Lisp, saying why."
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (rhash-install-test--copy dir)
     (let* ((out (cdr (rhash-install-test--run
                       dir `(progn (setq module-file-suffix nil)
@@ -229,7 +237,7 @@ directory and the option."
 (ert-deftest rhash-install-no-cargo ()
   "With the option set but no cargo anywhere: the fallback, with the message."
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (empty (expand-file-name "empty/" dir)))
       (make-directory pkg)
@@ -253,7 +261,7 @@ a package directory (Cargo.toml beside rhash.el) the build tree is
 removed afterwards."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
       (make-directory pkg)
@@ -273,9 +281,7 @@ removed afterwards."
         (should (string-match-p "Compiling rhash (fake)" out))
         (should (file-exists-p (rhash-install-test--target pkg)))
         (should-not (file-exists-p (expand-file-name "target" pkg)))
-        (should (equal (with-temp-buffer
-                         (insert-file-contents (expand-file-name "cargo.log" bin))
-                         (buffer-string))
+        (should (equal (rhash-install-test--cargo-calls bin)
                        "build --release\n"))))))
 
 (ert-deftest rhash-install-compile-in-batch ()
@@ -283,35 +289,29 @@ removed afterwards."
 It keeps cargo's log in its buffer and says that a restart is needed."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
       (make-directory pkg)
       (rhash-install-test--copy pkg)
       (write-region "[package]\n" nil (expand-file-name "Cargo.toml" pkg))
       (let ((out (cdr (rhash-install-test--run
-                       pkg '(progn (require 'rhash)
+                       pkg `(progn (require 'rhash)
                                    (let ((file (rhash-module-compile)))
                                      (princ (format "built %s\n" (file-exists-p file))))
-                                   (princ (format "log %s\n"
-                                                  (let ((print-escape-newlines t))
-                                                    (prin1-to-string
-                                                     (with-current-buffer "*rhash-module-compile*"
-                                                       (buffer-string)))))))
+                                   ,rhash-install-test--print-compile-log)
                        bin))))
         (should (string-match-p "^built t$" out))
         (should (string-match-p "restart Emacs to use it" out))
         (should (string-match-p "^log .*build --release.*cargo finished" out))
-        (should (equal (with-temp-buffer
-                         (insert-file-contents (expand-file-name "cargo.log" bin))
-                         (buffer-string))
+        (should (equal (rhash-install-test--cargo-calls bin)
                        "build --release\n"))))))
 
 (ert-deftest rhash-install-rebuild-says-restart ()
   "Rebuilding while the module is loaded says that a restart is needed."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
       (rhash-install-test--copy dir)
       (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
@@ -327,29 +327,23 @@ It keeps cargo's log in its buffer and says that a restart is needed."
   "`rhash-module-compile' as the command that loads rhash builds once, unasked."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((pkg (expand-file-name "pkg/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
       (make-directory pkg)
       (rhash-install-test--copy pkg)
       (write-region "[package]\n" nil (expand-file-name "Cargo.toml" pkg))
       (let ((out (cdr (rhash-install-test--run
-                       pkg '(progn
+                       pkg `(progn
                               (autoload 'rhash-module-compile "rhash" nil t)
                               (setq this-command 'rhash-module-compile)
                               (call-interactively #'rhash-module-compile)
                               (princ (format "module %S\n" (plist-get (rhash-module-info) :module)))
-                              (princ (format "log %s\n"
-                                             (let ((print-escape-newlines t))
-                                               (prin1-to-string
-                                                (with-current-buffer "*rhash-module-compile*"
-                                                  (buffer-string)))))))
+                              ,rhash-install-test--print-compile-log)
                        bin))))
         (should (string-match-p "^module t$" out))
         (should (string-match-p "^log .*cargo finished" out))
-        (should (equal (with-temp-buffer
-                         (insert-file-contents (expand-file-name "cargo.log" bin))
-                         (buffer-string))
+        (should (equal (rhash-install-test--cargo-calls bin)
                        "build --release\n"))))))
 
 (ert-deftest rhash-install-checkout-layout ()
@@ -357,7 +351,7 @@ It keeps cargo's log in its buffer and says that a restart is needed."
 There rhash.el is in lisp/ and Cargo.toml in its parent."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((lisp (expand-file-name "lisp/" dir))
           (bin (rhash-install-test--fake-cargo (expand-file-name "bin/" dir))))
       (make-directory lisp)
@@ -377,7 +371,7 @@ Batch Emacs goes on in the fallback; the message's first line says how
 to rebuild."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (rhash-install-test--copy dir "9.9.9")
     (write-region "[package]\n" nil (expand-file-name "Cargo.toml" dir))
     (copy-file rhash-install-test--module (rhash-install-test--target dir))
@@ -409,7 +403,7 @@ sources.  With the sources it was built from, the module loads."
                     (equal (plist-get (rhash-module-info) :source-hash)
                            (rhash--source-hash rhash-install-test--root))))
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((lisp (expand-file-name "lisp/" dir)))
       (make-directory lisp)
       (rhash-install-test--copy lisp)
@@ -433,7 +427,7 @@ sources.  With the sources it was built from, the module loads."
   "`unload-feature' removes hook and printer; `require' works again."
   (skip-unless rhash-install-test--module)
   (skip-unless (rhash-install-test--direct-mode-p))
-  (rhash-install-test--with-dir dir
+  (rhash-data-with-dir dir
     (rhash-install-test--copy dir)
     (copy-file rhash-install-test--module (rhash-install-test--target dir))
     (let* ((form

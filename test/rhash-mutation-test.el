@@ -25,14 +25,6 @@
 
 ;;;; Helpers
 
-(defun rhash-mut--alist (table)
-  "TABLE's entries (rhash or built-in) as an alist in iteration order."
-  (let (l)
-    (if (rhash-p table)
-        (rhash-map (lambda (k v) (push (cons k v) l)) table)
-      (maphash (lambda (k v) (push (cons k v) l)) table))
-    (nreverse l)))
-
 (defun rhash-mut--builtin (n &optional test)
   "A built-in table with TEST (default `eql') mapping 0..N-1 to themselves."
   (let ((h (make-hash-table :test (or test 'eql))))
@@ -75,7 +67,7 @@
 ORIG and NOW are alists in iteration order; RESULT an rhash table.
 Every entry of NOW is in RESULT, every entry of RESULT is in ORIG
 with the same value, in ORIG's order."
-  (let ((r (rhash-mut--alist result)) (in-r (make-hash-table :test 'equal)))
+  (let ((r (rhash-data-entries result)) (in-r (make-hash-table :test 'equal)))
     (dolist (e r) (puthash e t in-r))
     (and (cl-every (lambda (e) (gethash e in-r)) now)
          (equal r (cl-remove-if-not (lambda (e) (gethash e in-r)) orig)))))
@@ -90,7 +82,7 @@ with the same value, in ORIG's order."
       ;; A GC at each of the first calls that may collect.
       (dotimes (at 3)
         (let* ((h (rhash-mut--builtin n))
-               (orig (rhash-mut--alist h))
+               (orig (rhash-data-entries h))
                (out (let ((gc-cons-threshold 1) (gc-cons-percentage 0.0)
                           (post-gc-hook (cons #'rhash-mut--gc-hook post-gc-hook))
                           (rhash-mut--gc-action
@@ -100,11 +92,11 @@ with the same value, in ORIG's order."
           (should-not (rhash-contains-p nil out))
           (if (= (rhash-count out) n)
               ;; merge-with into a table holding every key: doubled values.
-              (should (or (equal (rhash-mut--alist out) orig)
+              (should (or (equal (rhash-data-entries out) orig)
                           (cl-every (lambda (e) (= (cdr e) (* 2 (car e))))
                                     (cl-remove-if-not (lambda (e) (gethash (car e) h))
-                                                      (rhash-mut--alist out)))))
-            (should (rhash-mut--check-read orig (rhash-mut--alist h) out))))))))
+                                                      (rhash-data-entries out)))))
+            (should (rhash-mut--check-read orig (rhash-data-entries h) out))))))))
 
 ;;;; 2. A built-in source that FUNCTION changes
 
@@ -356,8 +348,8 @@ with the same value, in ORIG's order."
 
 (defun rhash-mut--snapshot (obj)
   "OBJ as comparable data: a table's alist with its kind, else a copy."
-  (cond ((rhash-p obj) (list 'rhash (rhash-mut--alist obj)))
-        ((hash-table-p obj) (list 'builtin (rhash-mut--alist obj)))
+  (cond ((rhash-p obj) (list 'rhash (rhash-data-entries obj)))
+        ((hash-table-p obj) (list 'builtin (rhash-data-entries obj)))
         ((consp obj) (copy-sequence obj))
         (t obj)))
 
@@ -509,7 +501,7 @@ with the same value, in ORIG's order."
                (rhash-mut--hook #'rhash-mut--hash-hook)
                (out (rhash-mut--outcome
                       (let ((r (if ref (rhash-mut--ref op world) (rhash-mut--bulk op world))))
-                        (if (or (rhash-p r) (hash-table-p r)) (rhash-mut--alist r) r))))
+                        (if (or (rhash-p r) (hash-table-p r)) (rhash-data-entries r) r))))
                (rhash-mut--hook nil))
           ;; Tables named in errors are named by their roles.
           (when (eq (car-safe out) 'error)

@@ -37,16 +37,9 @@
          [] [1 [2 [3]] "s" nil] '(nil) (list "x" 1.0 'y))
    (delq nil (copy-sequence rhash-persist-test--nans))))
 
-(defmacro rhash-persist-test--with-dir (var &rest body)
-  "Bind VAR to a fresh temporary directory around BODY, then delete it."
-  (declare (indent 1))
-  `(let ((,var (file-name-as-directory (make-temp-file "rhash-persist" t))))
-     (unwind-protect (progn ,@body)
-       (delete-directory ,var t))))
-
 (ert-deftest rhash-persist-round-trip-every-kind ()
   "Every kind of plain data comes back equal, in order, bits and multibyteness kept."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (dolist (test '(eq eql equal))
       (let* ((pool (rhash-persist-test--pool))
              (table (rhash-make :test test))
@@ -75,7 +68,7 @@
 
 (ert-deftest rhash-persist-built-in-table ()
   "A built-in hash table saves; it loads back as an rhash table of its test."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((h (make-hash-table :test 'equal))
           (file (expand-file-name "h.rht" dir)))
       (dotimes (i 100) (puthash (format "k%d" i) (list i (* i 1.5)) h))
@@ -88,7 +81,7 @@
 
 (ert-deftest rhash-persist-empty-and-large ()
   "An empty table and a table of 20000 entries round-trip."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "e.rht" dir))
           (big (rhash-make :test 'equal)))
       (rhash-save (rhash-make :test 'eq) file)
@@ -103,7 +96,7 @@
 
 (ert-deftest rhash-persist-user-test ()
   "A user-defined test is saved by name and must be defined when loading."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (define-hash-table-test 'rhash-persist-ci
       (lambda (a b) (string= (downcase a) (downcase b)))
       (lambda (k) (sxhash-equal (downcase k))))
@@ -119,7 +112,7 @@
 
 (ert-deftest rhash-persist-not-plain ()
   "Keys or values that are not plain data signal before FILE is touched."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "np.rht" dir))
           (table (rhash-make :test 'equal)))
       (with-temp-file file (insert "old contents"))
@@ -139,7 +132,7 @@
 
 (ert-deftest rhash-persist-circular ()
   "A circular structure signals `circular-list'."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "c.rht" dir))
           (table (rhash-make :test 'equal))
           (l (list 1 2 3))
@@ -173,7 +166,7 @@
     ;; A list's tail is at the list's own depth.
     (should (rhash-plain-data-p (cons 1 deepv)))
     ;; What passes saves and loads back.
-    (rhash-persist-test--with-dir dir
+    (rhash-data-with-dir dir
       (let ((table (rhash-make :test 'equal))
             (file (expand-file-name "deep.rht" dir)))
         (rhash-put deep deepv table)
@@ -183,7 +176,7 @@
 
 (ert-deftest rhash-persist-missing-and-bad-files ()
   "A missing file signals `file-missing'; a damaged one `rhash-file-error'."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "m.rht" dir))
           (table (rhash-make :test 'equal)))
       (should-error (rhash-load file) :type 'file-missing)
@@ -219,7 +212,7 @@
 
 (ert-deftest rhash-persist-permissions-kept ()
   "Saving over an existing file keeps its permissions."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((file (expand-file-name "p.rht" dir))
           (table (rhash-make)))
       (rhash-put 1 2 table)
@@ -233,7 +226,7 @@
 
 (ert-deftest rhash-persist-no-partial-after-error ()
   "A save into a missing directory signals and leaves nothing behind."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((table (rhash-make)))
       (rhash-put 1 2 table)
       (should-error (rhash-save table (expand-file-name "no/such/dir/x.rht" dir))
@@ -243,7 +236,7 @@
 (ert-deftest rhash-persist-kill-mid-save ()
   "An Emacs killed while it saves leaves the old file intact."
   (skip-unless rhash--module)
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let* ((file (expand-file-name "k.rht" dir))
            (old (rhash-make :test 'equal))
            (emacs (expand-file-name invocation-name invocation-directory))
@@ -284,7 +277,7 @@
 
 (ert-deftest rhash-persist-targets ()
   "A symbolic link is followed; a directory is refused; bad keywords signal."
-  (rhash-persist-test--with-dir dir
+  (rhash-data-with-dir dir
     (let ((table (rhash-make))
           (file (expand-file-name "t.rht" dir))
           (link (expand-file-name "link.rht" dir)))
