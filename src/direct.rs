@@ -227,11 +227,7 @@ impl Layout {
             TAG_FLOAT => float_bits(o).map_or(Atom::Other, Atom::Float),
             // SAFETY: the caller's contract (string data, liveness).
             TAG_STRING => match unsafe { string_mb(o) } {
-                Some((bytes, multibyte)) => {
-                    // SAFETY: a live string (tag checked): `size` first.
-                    let chars = unsafe { *((o.0 - TAG_STRING) as *const u64) } & !MARK;
-                    Atom::Str(bytes, chars as usize == bytes.len(), multibyte)
-                }
+                Some((bytes, single, multibyte)) => Atom::Str(bytes, single, multibyte),
                 None => Atom::Other,
             },
             TAG_VECTORLIKE => {
@@ -285,19 +281,20 @@ pub unsafe fn string<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
     }
 }
 
-/// A string's bytes (as `string`) and whether it is multibyte
-/// (`size_byte >= 0`; check `string` saw -1 for unibyte strings).
+/// A string's bytes and character-count flag (as `string`) and whether it
+/// is multibyte (`size_byte >= 0`; check `string` saw -1 for unibyte
+/// strings).
 ///
 /// # Safety
 /// As `string`.
 #[inline(always)]
-pub unsafe fn string_mb<'a>(o: Obj) -> Option<(&'a [u8], bool)> {
+pub unsafe fn string_mb<'a>(o: Obj) -> Option<(&'a [u8], bool, bool)> {
     // SAFETY: as `string`, which checks the tag; then `size_byte` is the
     // string's second word (check `string`).
     unsafe {
-        let (bytes, _) = string(o)?;
+        let (bytes, single) = string(o)?;
         let multibyte = *((o.0 - TAG_STRING) as *const i64).add(1) >= 0;
-        Some((bytes, multibyte))
+        Some((bytes, single, multibyte))
     }
 }
 
@@ -528,7 +525,7 @@ unsafe fn check_strings(lx: Lx, fail: &str) -> Result<(), &'static str> {
     for v in [abc, eacute, uni_abc, uni_ff, multi_ff, empty, multi_abc] {
         let mb = lx.funcall(multibyte_p, &[v]).map(|r| lx.is_not_nil(r)).map_err(e)?;
         // SAFETY: strings (tags checked above).
-        check(unsafe { string_mb(obj(v)) }.map(|(_, m)| m) == Some(mb))?;
+        check(unsafe { string_mb(obj(v)) }.map(|(_, _, m)| m) == Some(mb))?;
     }
     Ok(())
 }
