@@ -228,24 +228,43 @@ impl Encoding {
     }
 }
 
+/// The plain-data item of `v` if it is an atom the direct path reads in
+/// place (a fixnum, float, string or nil): what its encoding would read
+/// as, without encoding it.
+///
+/// # Safety
+/// `v` is a value of the current call; a string's bytes are borrowed from
+/// Emacs: the caller drops the item before the next env call.
+#[inline(always)]
+pub unsafe fn atom_item_direct<'a>(l: &Layout, v: emacs_value) -> Option<Item<'a>> {
+    // SAFETY: the direct path is on (a `Layout` exists: check `box`) and
+    // `v` is a value of the current call (caller).
+    let o = unsafe { direct::obj(v) };
+    // SAFETY: as above; the caller bounds a string's life.
+    Some(match unsafe { l.atom(o) } {
+        Atom::Fixnum(i) => Item::Int(i),
+        Atom::Float(bits) => Item::Float(bits),
+        // `nil` is 0 (check `symbol`).
+        Atom::Symbol if o.bits() == 0 => Item::Nil,
+        Atom::Str(bytes, _, multibyte) => Item::Str { bytes, multibyte },
+        _ => return None,
+    })
+}
+
 /// Encode `v` into `out` if it is an atom the direct path reads in place
-/// (a fixnum, float, string or nil); false, writing nothing, otherwise.
-/// A failed reservation writes nothing either (the caller checks).
+/// (`atom_item_direct`); false, writing nothing, otherwise.  A failed
+/// reservation writes nothing either (the caller checks).
 #[inline]
 pub fn encode_atom_direct(l: &Layout, v: emacs_value, out: &mut Vec<u8>) -> bool {
-    // SAFETY: the direct path is on (a `Layout` exists: check `box`) and
-    // `v` is a value of the current call.
-    let o = unsafe { direct::obj(v) };
+    // SAFETY: `v` is a value of the current call (caller); the item is
+    // used before any env call (none below).
+    let Some(item) = (unsafe { atom_item_direct(l, v) }) else { return false };
     let mut e = Encoder::new(out);
-    // SAFETY: as above; a string's slice is used before any env call (none
-    // below).
-    match unsafe { l.atom(o) } {
-        Atom::Fixnum(i) => e.int(i),
-        Atom::Float(bits) => e.float(bits),
-        // `nil` is 0 (check `symbol`).
-        Atom::Symbol if o.bits() == 0 => e.nil(),
-        Atom::Str(bytes, _, multibyte) => e.string(bytes, multibyte),
-        _ => return false,
+    match item {
+        Item::Int(i) => e.int(i),
+        Item::Float(bits) => e.float(bits),
+        Item::Str { bytes, multibyte } => e.string(bytes, multibyte),
+        _ => e.nil(),
     }
     true
 }

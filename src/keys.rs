@@ -74,13 +74,18 @@ impl KeyRule {
 
 /// The top-level kind of an encoded value, for `KeyRule`.
 pub fn keeps_identity(rule: KeyRule, enc: &[u8]) -> bool {
+    enc.first().is_some_and(|&tag| keeps_identity_tag(rule, tag))
+}
+
+/// Whether a value whose encoding starts with TAG keeps its identity in a
+/// copy under RULE.
+#[inline]
+pub fn keeps_identity_tag(rule: KeyRule, tag: u8) -> bool {
+    use crate::plain::*;
     match rule {
         KeyRule::Any => true,
-        KeyRule::Eq => matches!(enc.first(), Some(&(crate::plain::TAG_NIL | crate::plain::TAG_T | crate::plain::TAG_SYMBOL | crate::plain::TAG_SYMBOL_MB | crate::plain::TAG_INT))),
-        KeyRule::Eql => matches!(
-            enc.first(),
-            Some(&(crate::plain::TAG_NIL | crate::plain::TAG_T | crate::plain::TAG_SYMBOL | crate::plain::TAG_SYMBOL_MB | crate::plain::TAG_INT | crate::plain::TAG_BIGNUM | crate::plain::TAG_FLOAT))
-        ),
+        KeyRule::Eq => matches!(tag, TAG_NIL | TAG_T | TAG_SYMBOL | TAG_SYMBOL_MB | TAG_INT),
+        KeyRule::Eql => matches!(tag, TAG_NIL | TAG_T | TAG_SYMBOL | TAG_SYMBOL_MB | TAG_INT | TAG_BIGNUM | TAG_FLOAT),
     }
 }
 

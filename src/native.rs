@@ -197,6 +197,25 @@ impl NativeStore {
         &rec[k..k + v]
     }
 
+    /// The bytes of live slot `entry` from its key's first: the key's
+    /// encoding, then the value's, then whatever follows in the arena
+    /// (panics on a free slot).  For readers that stop at the end of one
+    /// value by themselves (`plain::starts_with_atom`, `plain::int_of`),
+    /// without measuring the record first.
+    #[inline]
+    pub fn key_onward(&self, entry: usize) -> &[u8] {
+        let loc = self.offs[entry];
+        assert!(loc != FREE, "NativeStore: slot {entry} is free");
+        self.arena.at(loc)
+    }
+
+    /// As `key_onward`, from the value's first byte.
+    #[inline]
+    pub fn value_onward(&self, entry: usize) -> &[u8] {
+        let rec = self.key_onward(entry);
+        &rec[plain::value_len(rec)..]
+    }
+
     /// Set slot `entry` (at most `len()`: an existing slot, live or free, or
     /// a new one at the end) to `key` and `value`, each one encoding.
     pub fn set(&mut self, entry: usize, key: &[u8], value: &[u8]) -> Result<(), AllocError> {

@@ -19,7 +19,7 @@ use crate::direct;
 use crate::error::refused;
 use crate::error;
 use crate::ffi::{LResult, Lx};
-use crate::keys::{keeps_identity, Key, KeyRule, Lookup};
+use crate::keys::{keeps_identity, keeps_identity_tag, Key, KeyRule, Lookup};
 use crate::native::NativeStore;
 use crate::plain;
 use crate::table::{meta, RawTable};
@@ -30,6 +30,9 @@ use std::cell::RefCell;
 const KEY: u64 = 6;
 /// The kind of a lookup key that is not plain data: no entry has it.
 const ABSENT: u64 = 7;
+/// The payload of a key `classify_quick` read in place (no encoding in
+/// `CLASSIFIED`; classification numbers count up from 1 and never reach it).
+const IN_PLACE: u64 = u64::MAX;
 
 thread_local! {
     /// The encoding of the key classified last (`classify`), for the probe
@@ -55,22 +58,17 @@ impl NativeStorage {
     }
 
     /// Classify KEY without Lisp when the direct path reads it in place (a
-    /// fixnum, float, string or nil); `None` (declined) otherwise.
+    /// fixnum, float, string or nil); `None` (declined) otherwise.  Nothing
+    /// is encoded: the key's payload is `IN_PLACE`, and `find_classified`
+    /// reads the key again and compares it as an atom (`plain::starts_with_atom`).
     #[inline]
     pub fn classify_quick(rule: KeyRule, key: emacs_value) -> Option<Key> {
         let l = direct::layout()?;
-        CLASSIFIED.with(|c| {
-            let mut c = c.try_borrow_mut().ok()?;
-            let (n, buf) = &mut *c;
-            buf.clear();
-            if !convert::encode_atom_direct(l, key, buf) || buf.is_empty() {
-                *n += 1;
-                return None;
-            }
-            *n += 1;
-            let meta = if keeps_identity(rule, buf) { meta(KEY, plain::hash(buf)) } else { meta(ABSENT, 0) };
-            Some(Key { v: key, meta, payload: *n })
-        })
+        // SAFETY: `key` is a value of the current call (callers); the item
+        // is dropped below, before any env call.
+        let atom = unsafe { convert::atom_item_direct(l, key) }?;
+        let meta = if keeps_identity_tag(rule, atom.tag()) { meta(KEY, plain::hash_atom(atom)) } else { meta(ABSENT, 0) };
+        Some(Key { v: key, meta, payload: IN_PLACE })
     }
 
     /// Classify KEY: its encoding goes to the scratch buffer for the probe.
@@ -99,6 +97,15 @@ impl NativeStorage {
             return None;
         }
         let store = self.store.borrow();
+        if key.payload == IN_PLACE {
+            // `classify_quick` read the key in place, so the direct path is on.
+            let l = direct::layout()?;
+            // SAFETY: `key.v` is the value `classify_quick` read, of the
+            // current call, unchanged since (no env call between a
+            // classification and its probe); the item lives only here.
+            let atom = unsafe { convert::atom_item_direct(l, key.v) }?;
+            return raw.find(key.meta, |i| plain::starts_with_atom(store.key_onward(i), atom));
+        }
         CLASSIFIED.with(|c| {
             let c = c.borrow();
             // (`locate` probes right after classifying: no other key was
@@ -171,7 +178,7 @@ impl NativeStorage {
     #[inline]
     pub fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value> {
         if direct::layout().is_some() {
-            let fix = plain::int_of(self.store.borrow().value(i));
+            let fix = plain::int_of(self.store.borrow().value_onward(i));
             if let Some(n) = fix {
                 // SAFETY: the direct path is on; `out` is a value box of this
                 // call (caller; check `return`); an INT encoding is in the

@@ -193,8 +193,9 @@ fn unzigzag(z: u64) -> i64 {
 // ---------------------------------------------------------------------------
 // Reading validated values
 
-/// The integer of a valid encoding that is one INT item; `None` for any
-/// other encoding.  (A read of one varint, without a walk.)
+/// The integer of the validated value that starts `enc` (more may follow)
+/// if it is an INT; `None` for any other value.  (A read of one varint,
+/// without a walk.)
 #[inline]
 pub fn int_of(enc: &[u8]) -> Option<i64> {
     match enc.first() {
@@ -217,6 +218,25 @@ pub enum Item<'a> {
     Str { bytes: &'a [u8], multibyte: bool },
     List(usize),
     Vector(usize),
+}
+
+impl Item<'_> {
+    /// The tag that starts this item's encoding.
+    pub fn tag(&self) -> u8 {
+        match *self {
+            Item::Nil => TAG_NIL,
+            Item::T => TAG_T,
+            Item::Symbol { multibyte: false, .. } => TAG_SYMBOL,
+            Item::Symbol { multibyte: true, .. } => TAG_SYMBOL_MB,
+            Item::Int(_) => TAG_INT,
+            Item::Bignum { .. } => TAG_BIGNUM,
+            Item::Float(_) => TAG_FLOAT,
+            Item::Str { multibyte: false, .. } => TAG_STRING,
+            Item::Str { multibyte: true, .. } => TAG_STRING_MB,
+            Item::List(_) => TAG_LIST,
+            Item::Vector(_) => TAG_VECTOR,
+        }
+    }
 }
 
 /// A varint of valid data at `p`: its value and the position after it.
@@ -309,10 +329,21 @@ pub fn walk<'a>(bytes: &'a [u8], mut f: impl FnMut(Item<'a>)) -> usize {
 /// The length in bytes of the validated value at the start of `bytes`.
 #[inline]
 pub fn value_len(bytes: &[u8]) -> usize {
+    // Atoms at once (a native lookup measures its entry's key); only
+    // containers walk, out of line.
     match bytes[0] {
+        TAG_NIL | TAG_T => 1,
+        TAG_INT => varint(bytes, 1).1,
+        TAG_FLOAT => 9,
         TAG_STRING | TAG_STRING_MB | TAG_SYMBOL | TAG_SYMBOL_MB => sized(bytes, 1).1,
-        _ => walk(bytes, |_| {}),
+        TAG_BIGNUM => sized(bytes, 2).1,
+        _ => container_len(bytes),
     }
+}
+
+#[inline(never)]
+fn container_len(bytes: &[u8]) -> usize {
+    walk(bytes, |_| {})
 }
 
 // ---------------------------------------------------------------------------
@@ -347,6 +378,30 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
         (pa, pb) = (na, nb);
     }
     true
+}
+
+/// `equal` of the validated value that starts `bytes` (more may follow)
+/// and a lone atom given as its item (as `read` gives it: a canonical
+/// integer, a symbol's multibyteness only for a non-ASCII name), without
+/// encoding the atom or measuring the value: what a native table's probe
+/// compares a key read in place with.  A container's header is never an
+/// atom's item, so only the first item is read.
+#[inline]
+pub fn starts_with_atom(bytes: &[u8], atom: Item<'_>) -> bool {
+    debug_assert!(!matches!(atom, Item::List(_) | Item::Vector(_)));
+    match (read(bytes, 0).0, atom) {
+        (Item::Str { bytes: x, multibyte: mx }, Item::Str { bytes: y, multibyte: my }) => {
+            x == y && (mx == my || x.is_ascii())
+        }
+        (item, _) => item == atom,
+    }
+}
+
+/// The hash `hash` gives the encoding of a lone atom (`starts_with_atom`'s).
+#[inline]
+pub fn hash_atom(atom: Item<'_>) -> u64 {
+    debug_assert!(!matches!(atom, Item::List(_) | Item::Vector(_)));
+    item_hash(atom)
 }
 
 // Seeds that keep items of different kinds with the same bits apart.

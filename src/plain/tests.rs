@@ -144,6 +144,10 @@ fn check_round_trip(v: &V) {
     let e = enc(v);
     assert_eq!(validate(&e), Ok(e.len()), "{v:?} -> {e:02x?}");
     assert_eq!(value_len(&e), e.len());
+    // As in a record, where the value's bytes follow the key's.
+    let mut rec = e.clone();
+    rec.extend_from_slice(&[TAG_INT, 0x81, 0x01]);
+    assert_eq!(value_len(&rec), e.len());
     let mut want = Vec::new();
     expected(v, &mut want);
     assert_eq!(items_of(&e), want, "{v:?}");
@@ -473,6 +477,27 @@ proptest! {
         prop_assert_eq!(e, equal(&y, &x));
         if e {
             prop_assert_eq!(hash(&x), hash(&y));
+        }
+    }
+
+    /// An atom compared and hashed as an item, without encoding it, as
+    /// its encoding is.
+    #[test]
+    fn atoms_compare_and_hash_as_their_encodings(a in leaf(), b in value()) {
+        let (x, y) = (enc(&a), enc(&b));
+        let (atom, _) = read(&x, 0);
+        prop_assert_eq!(hash_atom(atom), hash(&x));
+        prop_assert_eq!(starts_with_atom(&y, atom), equal(&y, &x));
+        prop_assert!(starts_with_atom(&x, atom));
+        // More bytes after the value, as in a record.
+        let mut rec = y.clone();
+        rec.extend_from_slice(&x);
+        prop_assert_eq!(starts_with_atom(&rec, atom), equal(&y, &x));
+        prop_assert_eq!(atom.tag(), x[0]);
+        if let Item::Str { bytes, multibyte } = atom {
+            // The twin of other multibyteness: equal when all ASCII.
+            let twin = Item::Str { bytes, multibyte: !multibyte };
+            prop_assert_eq!(starts_with_atom(&x, twin), bytes.is_ascii());
         }
     }
 
