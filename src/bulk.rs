@@ -34,6 +34,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{Key, Test};
+use crate::lists::FreshList;
 use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table, Walking};
 use emacs::raw::emacs_value;
 use std::ffi::CStr;
@@ -246,6 +247,14 @@ pub fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
         }
     }
     if as_list {
+        // On the direct path: the values stored into a fresh list.
+        if let Some(fresh) = FreshList::new(lx, n)? {
+            // SAFETY: OUT is a fresh vector no Lisp sees, which keeps its
+            // elements; no Lisp runs while they are stored.
+            if let Some(objs) = unsafe { out.objs() } {
+                return Ok(unsafe { fresh.fill(objs.iter()) });
+            }
+        }
         lx.funcall(gl.f_append.v(), &[out.value(), gl.nil()])
     } else {
         Ok(out.value())

@@ -23,6 +23,8 @@
 //! - float: tag 7, the double at the object's address (check `float`);
 //! - the GC moves no object (check `mps`: the MPS collector moves them);
 //! - storing into a vector slot is a plain store (check `vector`, both ways);
+//! - cons: tag 3, `{ car; cdr }`, a list ends in `nil`; storing into a
+//!   fresh cons's car or cdr is a plain store (check `cons`, both ways);
 //! - a module function may return a rewritten argument box (check `return`).
 //!
 //! Threads: module functions run under Emacs's global lock and the GC runs
@@ -42,9 +44,13 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// Objects never move, so an `Obj` stays valid across calls that may GC as
 /// long as the object stays reachable; string *data* may move (see `string`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct Obj(u64);
 
 impl Obj {
+    /// `nil` (check `symbol`).
+    pub const NIL: Obj = Obj(0);
+
     #[inline(always)]
     pub fn bits(self) -> u64 {
         self.0
@@ -53,6 +59,7 @@ impl Obj {
 
 const TAG_MASK: u64 = 7;
 const TAG_SYMBOL: u64 = 0;
+const TAG_CONS: u64 = 3;
 const TAG_STRING: u64 = 4;
 const TAG_VECTORLIKE: u64 = 5;
 const TAG_FLOAT: u64 = 7;
@@ -137,6 +144,47 @@ pub fn is_symbol(o: Obj) -> bool {
 #[inline(always)]
 fn is_vectorlike(o: Obj) -> bool {
     o.0 & TAG_MASK == TAG_VECTORLIKE
+}
+
+/// The car and cdr of `o` if it is a cons.
+#[inline(always)]
+pub fn cons(o: Obj) -> Option<(Obj, Obj)> {
+    if o.0 & TAG_MASK != TAG_CONS {
+        return None;
+    }
+    let p = (o.0 - TAG_CONS) as *const u64;
+    // SAFETY: `o` is a live object (`Obj`'s invariant) with the cons tag:
+    // its untagged address holds the car, then the cdr (check `cons`).
+    unsafe { Some((Obj(*p), Obj(*p.add(1)))) }
+}
+
+/// Store `car` into cons `c` (no write barrier: check `cons`).
+///
+/// # Safety
+/// As `set_cons`.
+#[inline(always)]
+pub unsafe fn set_car(c: Obj, car: Obj) {
+    debug_assert_eq!(c.0 & TAG_MASK, TAG_CONS);
+    // SAFETY: the caller's contract above; the car is the first word
+    // (check `cons`).
+    unsafe { *((c.0 - TAG_CONS) as *mut u64) = car.0 }
+}
+
+/// Store `car` and `cdr` into cons `c` (no write barrier: check `cons`).
+///
+/// # Safety
+/// `c` is a live cons (tag checked) that this call made or got fresh from
+/// `make-list` (never a pure or shared one), and `car`/`cdr` are live:
+/// the cons keeps them from then on.
+#[inline(always)]
+pub unsafe fn set_cons(c: Obj, car: Obj, cdr: Obj) {
+    debug_assert_eq!(c.0 & TAG_MASK, TAG_CONS);
+    let p = (c.0 - TAG_CONS) as *mut u64;
+    // SAFETY: the caller's contract above; car then cdr (check `cons`).
+    unsafe {
+        *p = car.0;
+        *p.add(1) = cdr.0;
+    }
 }
 
 /// Word `i` of a vectorlike object (0 = header).
@@ -309,6 +357,18 @@ pub unsafe fn vref(vec: Obj, i: usize) -> Obj {
     Obj(unsafe { word(vec, 1 + i) })
 }
 
+/// The slots of a plain vector of `len` slots, as objects.
+///
+/// # Safety
+/// `vec` is a live plain vector (made by `make-vector`) of `len` slots,
+/// and no Lisp runs while the slice lives (Lisp could store into it).
+#[inline(always)]
+pub unsafe fn vslots<'a>(vec: Obj, len: usize) -> &'a [Obj] {
+    // SAFETY: the caller's contract above; the slots are words 1..=len
+    // (check `vector`), and `Obj` is one word (`repr(transparent)`).
+    unsafe { std::slice::from_raw_parts(((vec.0 - TAG_VECTORLIKE) as *const u64).add(1) as *const Obj, len) }
+}
+
 /// Store into slot `i` of a plain vector (no write barrier: check `vector`).
 ///
 /// # Safety
@@ -436,6 +496,9 @@ fn selftest(lx: Lx, fail: &str) -> Result<Layout, &'static str> {
         vset(vo, 2, mkfix(42));
         ok("vector", lx.vec_get(vec, 2).and_then(|v| lx.extract_integer(v)).map_err(e)? == 42, fail)?;
 
+        // Conses and lists, both ways.
+        check_conses(lx, fail)?;
+
         // User-ptrs: header, finalizer, pointer.
         static SENTINEL: u8 = 0;
         let sp = &SENTINEL as *const u8 as *mut c_void;
@@ -483,6 +546,47 @@ fn selftest(lx: Lx, fail: &str) -> Result<Layout, &'static str> {
 }
 
 unsafe extern "C" fn noop_finalizer(_: *mut c_void) {}
+
+/// Check `cons`: a cons's car and cdr, a list's walk to `nil`, and a
+/// store into a fresh `make-list` cons as `car`, `cdr`, `nth` and
+/// `length` see it.
+///
+/// # Safety
+/// Check `box` and `symbol` passed.
+unsafe fn check_conses(lx: Lx, fail: &str) -> Result<(), &'static str> {
+    let c = "cons";
+    let check = |b: bool| if b && fail != c { Ok(()) } else { Err(c) };
+    let e = |_| "env call";
+    let f = |name: &std::ffi::CStr, args: &[emacs_value]| -> Result<emacs_value, &'static str> {
+        let fun = lx.intern(name).map_err(e)?;
+        lx.funcall(fun, args).map_err(e)
+    };
+    let (one, two, three) = (lx.make_integer(1).map_err(e)?, lx.make_integer(2).map_err(e)?, lx.make_integer(3).map_err(e)?);
+    // SAFETY: check `box` passed (caller): values are pointers to their
+    // objects' words; `cons` checks the tag before reading.
+    unsafe {
+        let pair = f(c"cons", &[one, two])?;
+        check(cons(obj(pair)) == Some((mkfix(1), mkfix(2))))?;
+        let list = f(c"list", &[one, two, three])?;
+        let mut cars = Vec::new();
+        let mut tail = obj(list);
+        while let Some((car, cdr)) = cons(tail) {
+            cars.push(car);
+            tail = cdr;
+        }
+        check(cars == [mkfix(1), mkfix(2), mkfix(3)] && tail.0 == 0 && cons(obj(one)).is_none() && cons(Obj::NIL).is_none())?;
+        // A store as `setcar'/`setcdr' would do it.
+        let fresh = f(c"make-list", &[two, lx.intern(c"t").map_err(e)?])?;
+        let (_, rest) = cons(obj(fresh)).ok_or(c)?;
+        set_cons(obj(fresh), mkfix(7), rest);
+        let (car, cdr) = (f(c"car", &[fresh])?, f(c"cdr", &[fresh])?);
+        check(lx.extract_integer(car).map_err(e)? == 7 && obj(cdr) == rest)?;
+        set_cons(rest, mkfix(8), Obj(0));
+        let (second, len) = (f(c"nth", &[one, fresh])?, f(c"length", &[fresh])?);
+        check(lx.extract_integer(second).map_err(e)? == 8 && lx.extract_integer(len).map_err(e)? == 2)?;
+    }
+    Ok(())
+}
 
 /// Check `string`: layout of multibyte ASCII, multibyte non-ASCII and
 /// unibyte strings, and the rule that (bytes, chars == bytes) decides

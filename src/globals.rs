@@ -72,6 +72,7 @@ globals! {
         f_cons = c"cons",
         f_list = c"list",
         f_make_vector = c"make-vector",
+        f_make_list = c"make-list",
         f_vconcat = c"vconcat",
         f_substring = c"substring",
         f_append = c"append",

@@ -31,6 +31,7 @@ mod info;
 mod keys;
 mod persist;
 mod quiet;
+mod lists;
 mod release;
 mod native_storage;
 mod storage;

@@ -528,6 +528,17 @@ impl Slots {
         self.obj
     }
 
+    /// The elements as objects, directly (`None` on the official path).
+    ///
+    /// # Safety
+    /// No Lisp runs while the slice lives.
+    #[inline(always)]
+    pub unsafe fn objs(&self) -> Option<&[Obj]> {
+        // SAFETY: a live plain vector of `len` slots (`new`); no Lisp runs
+        // meanwhile (caller).
+        self.obj.map(|o| unsafe { direct::vslots(o, self.len) })
+    }
+
     /// Element `i` (< `len`) as an object, directly (`None` on the
     /// official path).
     #[inline(always)]

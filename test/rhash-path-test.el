@@ -50,7 +50,7 @@ Under RHASH_NO_MODULE=1 that is the Lisp fallback, on built-in tables."
       (should (string-match-p "RHASH_NO_DIRECT" (plist-get info :direct-reason))))))
 
 (defconst rhash-path--checks
-  '("64-bit" "mps" "box" "fixnum" "symbol" "vector" "user-ptr" "float"
+  '("64-bit" "mps" "box" "fixnum" "symbol" "vector" "cons" "user-ptr" "float"
     "bignum" "string" "symbol-with-pos" "return")
   "Every check of the self-test, by name.")
 

@@ -2,6 +2,7 @@
 //! callers), from scratch, from other tables' entries or from vectors.
 
 use super::*;
+use crate::lists::FreshList;
 
 /// Make a new, empty table object (its storage follows from `test`).
 pub fn make(lx: Lx, test: Test, hint: usize) -> LResult<emacs_value> {
@@ -393,6 +394,14 @@ pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_valu
     let keys = Slots::new(lx, elems)?;
     let Some(raw) = h.distinct(lx, &keys, None)? else { return Ok(None) };
     let w = raw.len();
+    // On the direct path: the first W elements stored into a fresh list.
+    if let Some(fresh) = FreshList::new(lx, w)? {
+        // SAFETY: ELEMS is a fresh vector no Lisp sees, which keeps its
+        // elements; no Lisp runs while they are stored.
+        if let Some(objs) = unsafe { keys.objs() } {
+            return Ok(Some(unsafe { fresh.fill(objs.iter().take(w)) }));
+        }
+    }
     let part = if w == keys.len() { elems } else { lx.funcall(gl.f_substring.v(), &[elems, int(lx, 0)?, int(lx, w)?])? };
     Ok(Some(lx.funcall(gl.f_append.v(), &[part, gl.nil()])?))
 }

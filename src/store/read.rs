@@ -2,6 +2,7 @@
 //! `-values`, `rhash--pairs`), entries by number, and the module-side walk.
 
 use super::*;
+use crate::lists::FreshList;
 
 /// Copies of the storage columns at one instant (`Handle::snapshot`).
 pub struct Snap {
@@ -121,6 +122,16 @@ fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs
     let gl = g();
     if live == 0 {
         return Ok(gl.nil());
+    }
+    // On the direct path: the non-holes stored into a fresh list.
+    if let Some(fresh) = FreshList::new(lx, live)? {
+        let slots = Slots::new(lx, vec)?;
+        // SAFETY: VEC is a fresh vector no Lisp sees, which keeps its
+        // elements; no Lisp runs while they are stored.
+        if let Some(objs) = unsafe { slots.objs() } {
+            let hole = crate::storage::hole_obj();
+            return Ok(unsafe { fresh.fill(objs.iter().take(len).filter(|&&o| o != hole)) });
+        }
     }
     let list = lx.funcall(gl.f_append.v(), &[vec, gl.nil()])?;
     if live == len {
