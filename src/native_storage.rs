@@ -177,17 +177,24 @@ impl NativeStorage {
     /// call) on the direct path, else a fresh object.
     #[inline]
     pub fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value> {
-        if direct::layout().is_some() {
-            let fix = plain::int_of(self.store.borrow().value_onward(i));
-            if let Some(n) = fix {
-                // SAFETY: the direct path is on; `out` is a value box of this
-                // call (caller; check `return`); an INT encoding is in the
-                // fixnum range (docs/file-format.md, canonical form).
-                unsafe { direct::set_box(out, direct::make_fixnum(n)) };
-                return Ok(out);
-            }
+        if let Some(o) = self.value_obj(i) {
+            // SAFETY: `out` is a value box of this call (caller; check
+            // `return`); a fixnum needs nothing to keep it.
+            unsafe { direct::set_box(out, o) };
+            return Ok(out);
         }
         self.value(lx, i)
+    }
+
+    /// Entry `i`'s value as a fixnum object on the direct path, when it is
+    /// one; `None` otherwise.
+    #[inline]
+    pub fn value_obj(&self, i: usize) -> Option<direct::Obj> {
+        direct::layout()?;
+        let n = plain::int_of(self.store.borrow().value_onward(i))?;
+        // An INT encoding is in the fixnum range (docs/file-format.md,
+        // canonical form).
+        Some(direct::make_fixnum(n))
     }
 
     pub fn value(&self, lx: Lx, i: usize) -> LResult<emacs_value> {

@@ -91,6 +91,11 @@ pub trait Storage {
     /// Entry `i`'s value, written into `out` (a local value box of this
     /// call) when the storage can, else a fresh value.
     fn value_to(&self, lx: Lx, i: usize, out: emacs_value) -> LResult<emacs_value>;
+    /// Entry `i`'s value as an object, without Lisp or an env call, on the
+    /// direct path when the storage can (Lisp storage: always; native: a
+    /// fixnum); `None` (declined) otherwise.  The object is live while the
+    /// entry keeps its value or is a fixnum.
+    fn value_obj(&self, i: usize) -> Option<Obj>;
     /// Entry `i`'s key and value in `boxes` (rewritten when possible),
     /// valid until the next call with the same boxes.
     fn entry_to(&self, lx: Lx, i: usize, boxes: [emacs_value; 2]) -> LResult<[emacs_value; 2]>;
@@ -414,6 +419,11 @@ impl Storage for LispStorage {
             Some(v) => lx.vec_get(v.get(1), i),
             None => Ok(g().nil()),
         }
+    }
+
+    #[inline(always)]
+    fn value_obj(&self, i: usize) -> Option<Obj> {
+        Some(self.quick()?.value(i))
     }
 
     #[inline]

@@ -5,6 +5,7 @@
 //! few Lisp-storage operations without a native counterpart (the vectors'
 //! installation and copies) answer for native storage here too.
 
+use crate::direct::Obj;
 use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::keys::{Key, Lookup, Plan, Spec, Stored, Test};
@@ -195,6 +196,14 @@ impl Storage for Store {
         match self {
             Store::Lisp(s) => s.value_to(lx, i, out),
             Store::Native(n) => n.value_to(lx, i, out),
+        }
+    }
+
+    #[inline(always)]
+    fn value_obj(&self, i: usize) -> Option<Obj> {
+        match self {
+            Store::Lisp(s) => s.value_obj(i),
+            Store::Native(n) => n.value_obj(i),
         }
     }
 

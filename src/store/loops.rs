@@ -30,9 +30,10 @@ impl Handle {
         let plan = self.plan;
         let Some(l) = direct::layout() else { return from };
         let Ok(t) = self.t.try_borrow() else { return from };
-        // Values are copied as objects: Lisp storage on the direct path
-        // only, chosen once here for the whole stretch.
-        let Some(q) = t.storage.quick() else { return from };
+        // Values are copied as objects: Lisp storage's view is chosen once
+        // here for the whole stretch; other storage takes the storage's
+        // own steps.
+        let Some(q) = t.storage.quick() else { return get_many_stored(lx, plan, &t, keys, out, from) };
         let n = keys.len().min(out.len());
         for i in from..n {
             if i > from && quit_requested(lx, i) {
@@ -197,4 +198,29 @@ impl Handle {
             None => self.put_key(lx, KeyArg::Classified(l.key), one),
         }
     }
+}
+
+/// `get_many_quick`'s stretch for storage without a Lisp view (native):
+/// each key classified, probed and its value read by the storage's own
+/// Lisp-free steps (`Store::classify_quick`, `find_quick`, `value_obj`).
+fn get_many_stored(lx: Lx, plan: Plan, t: &Table, keys: &Slots, out: &Slots, from: usize) -> usize {
+    let n = keys.len().min(out.len());
+    for i in from..n {
+        if i > from && quit_requested(lx, i) {
+            return i;
+        }
+        let Ok(key) = keys.at(lx, i) else { return i };
+        let Some(k) = Store::classify_quick(plan, key) else { return i };
+        match t.find_quick(&k) {
+            Some(Some(f)) => match t.storage.value_obj(f.entry) {
+                Some(o) => {
+                    out.set_obj(i, o);
+                }
+                None => return i,
+            },
+            Some(None) => {}
+            None => return i,
+        }
+    }
+    n
 }
