@@ -252,7 +252,7 @@ pub fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
             // SAFETY: OUT is a fresh vector no Lisp sees, which keeps its
             // elements; no Lisp runs while they are stored.
             if let Some(objs) = unsafe { out.objs() } {
-                return Ok(unsafe { fresh.fill(objs.iter()) });
+                return Ok(unsafe { fresh.fill(objs.iter().copied()) });
             }
         }
         lx.funcall(gl.f_append.v(), &[out.value(), gl.nil()])

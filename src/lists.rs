@@ -37,12 +37,12 @@ impl FreshList {
     /// Each item is a live object that stays reachable until the stores
     /// are done (the list keeps it from then on): no Lisp runs while
     /// ITEMS is drawn.
-    pub unsafe fn fill<'a>(self, items: impl Iterator<Item = &'a Obj>) -> emacs_value {
+    pub unsafe fn fill(self, items: impl Iterator<Item = Obj>) -> emacs_value {
         // SAFETY: the direct path is on (`new`); `list` is a value of
         // this call.
         let mut cell = unsafe { direct::obj(self.list) };
         let mut last = None;
-        for &item in items {
+        for item in items {
             let Some((_, cdr)) = direct::cons(cell) else { break };
             // SAFETY: a cons of a list this call made with `make-list`
             // that no Lisp has seen (`FreshList`); ITEM is live (caller).

@@ -28,7 +28,7 @@
 ;;;; Interruption harness
 
 (defconst rhash-interrupt--points
-  '(make-vector vconcat setcar setcdr cons substring append delq
+  '(make-vector make-list vconcat setcar setcdr cons substring append delq
     fillarray copy-sequence sxhash-eq sxhash-eql sxhash-equal eql equal)
   "Functions the module calls by name: each call may collect garbage.
 (`list', used only to build error data, cannot be advised on native-comp 28.)")

@@ -399,7 +399,7 @@ pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_valu
         // SAFETY: ELEMS is a fresh vector no Lisp sees, which keeps its
         // elements; no Lisp runs while they are stored.
         if let Some(objs) = unsafe { keys.objs() } {
-            return Ok(Some(unsafe { fresh.fill(objs.iter().take(w)) }));
+            return Ok(Some(unsafe { fresh.fill(objs.iter().copied().take(w)) }));
         }
     }
     let part = if w == keys.len() { elems } else { lx.funcall(gl.f_substring.v(), &[elems, int(lx, 0)?, int(lx, w)?])? };

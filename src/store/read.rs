@@ -71,6 +71,9 @@ impl Handle {
         if let Some(lists) = self.native_lists(lx, cols)? {
             return Ok(lists[which]);
         }
+        if let Some(list) = self.column_in_place(lx, which)? {
+            return Ok(list);
+        }
         match self.snapshot(lx, cols)? {
             Some(s) => lisp_list(lx, s.cols[which], s.len, s.live),
             None => Ok(g().nil()),
@@ -93,6 +96,35 @@ impl Handle {
 }
 
 impl Handle {
+    /// `column` on the direct path for Lisp storage: a fresh list of the
+    /// live count (`make-list`), then, in one borrow, the keys or values
+    /// stored into it in entry order, with no copy of the storage.  If Lisp
+    /// run by `make-list` (a GC hook) changed the count, it starts over
+    /// (three times); `None` then, or for other storage.
+    fn column_in_place(&self, lx: Lx, which: usize) -> LResult<Option<emacs_value>> {
+        for _ in 0..3 {
+            let Some(live) = self.read(lx, |t| t.storage.quick().map(|_| t.raw.len()))? else { return Ok(None) };
+            if live == 0 {
+                return Ok(Some(g().nil()));
+            }
+            let Some(fresh) = FreshList::new(lx, live)? else { return Ok(None) };
+            let list = self.read(lx, |t| {
+                let q = t.storage.quick()?;
+                if t.raw.len() != live {
+                    return None;
+                }
+                let items = t.raw.iter().map(|(i, _)| if which == 0 { q.key(i) } else { q.value(i) });
+                // SAFETY: the storage keeps the live entries' objects, and
+                // no Lisp runs in this borrow while they are stored.
+                Some(unsafe { fresh.fill(items) })
+            })?;
+            if list.is_some() {
+                return Ok(list);
+            }
+        }
+        Ok(None)
+    }
+
     /// Native storage: the live keys and/or values (`cols`) as fresh lists,
     /// in iteration order.  The encodings are copied out under one borrow
     /// and decoded after it: decoding allocates, and Lisp run by a GC then
@@ -122,16 +154,6 @@ fn lisp_list(lx: Lx, vec: emacs_value, len: usize, live: usize) -> LResult<emacs
     let gl = g();
     if live == 0 {
         return Ok(gl.nil());
-    }
-    // On the direct path: the non-holes stored into a fresh list.
-    if let Some(fresh) = FreshList::new(lx, live)? {
-        let slots = Slots::new(lx, vec)?;
-        // SAFETY: VEC is a fresh vector no Lisp sees, which keeps its
-        // elements; no Lisp runs while they are stored.
-        if let Some(objs) = unsafe { slots.objs() } {
-            let hole = crate::storage::hole_obj();
-            return Ok(unsafe { fresh.fill(objs.iter().take(len).filter(|&&o| o != hole)) });
-        }
     }
     let list = lx.funcall(gl.f_append.v(), &[vec, gl.nil()])?;
     if live == len {
