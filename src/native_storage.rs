@@ -289,6 +289,14 @@ pub fn meta_of(key: &[u8]) -> u64 {
 
 /// Encode `v` with the shared encoder (a nested call gets a fresh one).
 fn encode(lx: Lx, v: emacs_value, out: &mut Vec<u8>) -> Result<(), Refused> {
+    // An atom the direct path reads in place needs no encoder state.
+    let start = out.len();
+    if direct::layout().is_some_and(|l| convert::encode_atom_direct(l, v, out)) {
+        // (A failed reservation wrote nothing: the encoder reports it.)
+        if out.len() > start {
+            return Ok(());
+        }
+    }
     let taken = CODEC.with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut c.0)).ok());
     let mut enc = taken.unwrap_or_default();
     let r = enc.encode(lx, v, out);
