@@ -8,7 +8,8 @@
 # rget-native rput-native (a native eql table of fixnums)
 # puthash rput remput rremput (cg-run); getmany tally merge equal uniq deldups
 # getmanyl getmanylisp (a key list; the mapcar + gethash loop)
-# getmanynative (a native eql table) rkeys hkeys (rhash-keys; a maphash + push loop) copy copyhash mergecopy mergecopyhash (B, keys 500..1499, into a copy of A)
+# getmanynative (a native eql table) rkeys hkeys (rhash-keys; a maphash + push loop)
+# tallyl tallylisp (a key list; the dolist + puthash/gethash loop) copy copyhash mergecopy mergecopyhash (B, keys 500..1499, into a copy of A)
 # (cg-bulk, per element of a 1000-element call; uniq and deldups: 100
 # distinct fixnums, deldups on a fresh copy); maphash rmap (cg-map, per entry).
 # Floors: nop2 (`(bench-nop2 k r)', get's and remove's shape), nop3
@@ -39,7 +40,7 @@ count() {
 }
 for op in "$@"; do
   case $op in
-    getmany|getmanyl|getmanylisp|getmanynative|rkeys|hkeys|vconcatl|applyvec|appendv|makevec|makelist|tally|merge|equal|uniq|deldups|copy|copyhash|mergecopy|mergecopyhash) f=cg-bulk; n=100; per=100000 ;;
+    getmany|getmanyl|getmanylisp|getmanynative|tallyl|tallylisp|rkeys|hkeys|vconcatl|applyvec|appendv|makevec|makelist|tally|merge|equal|uniq|deldups|copy|copyhash|mergecopy|mergecopyhash) f=cg-bulk; n=100; per=100000 ;;
     maphash|rmap|nopwalk|lispwalk) f=cg-map; n=100; per=100000 ;;
     *) f=cg-run; n=100000; per=100000 ;;
   esac

@@ -34,7 +34,7 @@ use crate::error;
 use crate::ffi::{LResult, Lx};
 use crate::globals::g;
 use crate::keys::{Key, Test};
-use crate::lists::FreshList;
+use crate::lists::{ListSeq, Seq};
 use crate::store::{self, int, quit_requested, Handle, KeyArg, Slots, Table, Walking};
 use emacs::raw::emacs_value;
 use std::ffi::CStr;
@@ -207,58 +207,70 @@ pub fn get_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     if is_cons(lx, a[0])? && user_test(lx, table)? {
         return lx.funcall(gl.f_get_many_loop.v(), &[a[0], a[1], default]);
     }
+    // A key list read in place and the result list made in place (direct
+    // path): no vector copy either way.
+    if let Some(keys) = ListSeq::read_list(lx, a[0])? {
+        if let Some(out) = ListSeq::make(lx, keys.len(), default)? {
+            return Ok(match get_many_into(lx, table, &keys, &out, default)? {
+                Some(done) => out.truncated(done),
+                None => gl.nil(),
+            });
+        }
+    }
     let (vec, as_list) = seq_vector(lx, a[0], false)?;
     let keys = Slots::new(lx, vec)?;
     let n = keys.len();
     // The result is filled in place: a fresh vector of DEFAULTs.
     let out = lx.funcall(gl.f_make_vector.v(), &[int(lx, n)?, default])?;
     let out = Slots::new(lx, out)?;
-    match table {
-        Readable::R(h) => {
-            let mut i = 0;
-            while i < n {
-                // Lisp-free stretches in one step (direct path); the key
-                // that stops one (or every key, on the official path)
-                // takes the general lookup.
-                i = h.get_many_quick(lx, &keys, &out, i);
-                if i >= n {
-                    break;
-                }
-                if quit_requested(lx, i) {
-                    return Ok(gl.nil());
-                }
-                let k = keys.at(lx, i)?;
-                if let (_, Some(f)) = h.locate(lx, KeyArg::Value(k))? {
-                    h.value_into(lx, f.entry, &out, i)?;
-                }
-                i += 1;
-            }
-        }
-        Readable::Builtin(ht) => {
-            let gethash = g().f_gethash.v();
-            for i in 0..n {
-                if quit_requested(lx, i) {
-                    return Ok(gl.nil());
-                }
-                let k = keys.at(lx, i)?;
-                let v = lx.funcall(gethash, &[k, ht, default])?;
-                out.set(lx, i, v)?;
-            }
-        }
+    if get_many_into(lx, table, &keys, &out, default)?.is_none() {
+        return Ok(gl.nil());
     }
     if as_list {
-        // On the direct path: the values stored into a fresh list.
-        if let Some(fresh) = FreshList::new(lx, n)? {
-            // SAFETY: OUT is a fresh vector no Lisp sees, which keeps its
-            // elements; no Lisp runs while they are stored.
-            if let Some(objs) = unsafe { out.objs() } {
-                return Ok(unsafe { fresh.fill(objs.iter().copied()) });
-            }
-        }
         lx.funcall(gl.f_append.v(), &[out.value(), gl.nil()])
     } else {
         Ok(out.value())
     }
+}
+
+/// `get_many`'s loop: the value of each of KEYS (DEFAULT is already in
+/// OUT) into OUT at the same position.  The number of keys read (fewer
+/// than measured if Lisp shortened a key list meanwhile, as `mapcar`
+/// stops), or `None` when C-g is pending.
+fn get_many_into(lx: Lx, table: Readable<'_>, keys: &impl Seq, out: &impl Seq, default: emacs_value) -> LResult<Option<usize>> {
+    let mut i = 0;
+    match table {
+        Readable::R(h) => loop {
+            // Lisp-free stretches in one step (direct path); the key
+            // that stops one (or every key, on the official path)
+            // takes the general lookup.
+            i = h.get_many_quick(lx, keys, out, i);
+            if i >= keys.len().min(out.len()) {
+                break;
+            }
+            if quit_requested(lx, i) {
+                return Ok(None);
+            }
+            let Some(k) = keys.get(lx, i)? else { break };
+            if let (_, Some(f)) = h.locate(lx, KeyArg::Value(k))? {
+                h.value_into(lx, f.entry, out, i)?;
+            }
+            i += 1;
+        },
+        Readable::Builtin(ht) => {
+            let gethash = g().f_gethash.v();
+            while i < out.len() {
+                if quit_requested(lx, i) {
+                    return Ok(None);
+                }
+                let Some(k) = keys.get(lx, i)? else { break };
+                let v = lx.funcall(gethash, &[k, ht, default])?;
+                out.set(lx, i, v)?;
+                i += 1;
+            }
+        }
+    }
+    Ok(Some(i.min(keys.len())))
 }
 
 pub fn put_many(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
@@ -666,24 +678,36 @@ pub fn tally_into(lx: Lx, a: &[emacs_value]) -> LResult<emacs_value> {
     if matches!(h.test(), Test::User(_)) && is_cons(lx, a[0])? {
         return lx.funcall(g().f_tally_loop.v(), &[a[0], table]);
     }
-    let (vec, _) = seq_vector(lx, a[0], false)?;
-    let elems = Slots::new(lx, vec)?;
+    let done = match ListSeq::read_list(lx, a[0])? {
+        // A list is read in place on the direct path.
+        Some(elems) => tally_all(lx, h, &elems)?,
+        None => {
+            let (vec, _) = seq_vector(lx, a[0], false)?;
+            tally_all(lx, h, &Slots::new(lx, vec)?)?
+        }
+    };
+    Ok(if done { table } else { g().nil() })
+}
+
+/// `tally_into`'s loop (as `mapc` reads a list); false when C-g is
+/// pending.
+fn tally_all(lx: Lx, h: &Handle, elems: &impl Seq) -> LResult<bool> {
     let one = lx.make_integer(1)?;
     let mut i = 0;
     while i < elems.len() {
         // As in `get_many`: Lisp-free stretches first.
-        i = h.tally_many_quick(lx, &elems, i, one)?;
+        i = h.tally_many_quick(lx, elems, i, one)?;
         if i >= elems.len() {
             break;
         }
         if quit_requested(lx, i) {
-            return Ok(g().nil());
+            return Ok(false);
         }
-        let k = elems.at(lx, i)?;
+        let Some(k) = elems.get(lx, i)? else { break };
         i += 1;
         h.tally(lx, k, one, |old| incremented(lx, old))?;
     }
-    Ok(table)
+    Ok(true)
 }
 
 /// The test named NAME (default `equal'), resolved by rhash.el's

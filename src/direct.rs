@@ -187,6 +187,28 @@ pub unsafe fn set_cons(c: Obj, car: Obj, cdr: Obj) {
     }
 }
 
+/// The length of `o` if it is a proper list (nil-terminated; `nil` is
+/// 0); `None` for a dotted or circular list or a non-list, whose errors
+/// the caller leaves to Emacs.  Brent's cycle check, as `FOR_EACH_TAIL`.
+pub fn list_len(o: Obj) -> Option<usize> {
+    let (mut tail, mut n) = (o, 0usize);
+    let (mut tortoise, mut power) = (o, 1usize);
+    loop {
+        if tail == Obj::NIL {
+            return Some(n);
+        }
+        let (_, cdr) = cons(tail)?;
+        tail = cdr;
+        n += 1;
+        if tail == tortoise {
+            return None;
+        }
+        if n == power {
+            (tortoise, power) = (tail, power * 2);
+        }
+    }
+}
+
 /// Word `i` of a vectorlike object (0 = header).
 ///
 /// # Safety
@@ -547,9 +569,9 @@ fn selftest(lx: Lx, fail: &str) -> Result<Layout, &'static str> {
 
 unsafe extern "C" fn noop_finalizer(_: *mut c_void) {}
 
-/// Check `cons`: a cons's car and cdr, a list's walk to `nil`, and a
-/// store into a fresh `make-list` cons as `car`, `cdr`, `nth` and
-/// `length` see it.
+/// Check `cons`: a cons's car and cdr, a list's walk to `nil` and its
+/// length (dotted and circular lists refused), and a store into a fresh
+/// `make-list` cons as `car`, `cdr`, `nth` and `length` see it.
 ///
 /// # Safety
 /// Check `box` and `symbol` passed.
@@ -575,6 +597,10 @@ unsafe fn check_conses(lx: Lx, fail: &str) -> Result<(), &'static str> {
             tail = cdr;
         }
         check(cars == [mkfix(1), mkfix(2), mkfix(3)] && tail.0 == 0 && cons(obj(one)).is_none() && cons(Obj::NIL).is_none())?;
+        check(list_len(obj(list)) == Some(3) && list_len(Obj::NIL) == Some(0) && list_len(obj(pair)).is_none())?;
+        let circular = f(c"list", &[one, two, three])?;
+        f(c"nconc", &[circular, circular])?;
+        check(list_len(obj(circular)).is_none())?;
         // A store as `setcar'/`setcdr' would do it.
         let fresh = f(c"make-list", &[two, lx.intern(c"t").map_err(e)?])?;
         let (_, rest) = cons(obj(fresh)).ok_or(c)?;

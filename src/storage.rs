@@ -532,6 +532,12 @@ impl Slots {
         self.vec
     }
 
+    /// The local value box `at` rewrites (direct path).
+    #[inline(always)]
+    pub fn scratch(&self) -> emacs_value {
+        self.scratch
+    }
+
     /// The vector's object when it is read directly.
     #[inline(always)]
     pub fn quick(&self) -> Option<Obj> {

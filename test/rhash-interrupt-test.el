@@ -22,6 +22,7 @@
 (require 'map)
 (require 'rhash)
 (require 'rhash-diff-test)
+(require 'rhash-data)
 
 (declare-function rhash--hole "rhash-module" ())
 
@@ -358,6 +359,60 @@ effect, as in a built-in table, and the operation still does its part."
              (should-not (rhash-interrupt--problem result))
              (should (member (rhash-interrupt--walk result)
                              (if ran (list before after) (list before)))))))))))
+
+(defun rhash-interrupt--first (n l)
+  "The first N elements of list L (fewer if L is shorter)."
+  (cl-subseq l 0 (min n (length l))))
+
+(ert-deftest rhash-interrupt-key-list-changed-while-read ()
+  "A key list that Lisp run inside a bulk call (a GC hook) cuts short,
+lengthens or changes is read as `mapcar' and `mapc' read it: measured
+first, each cell when reached, stopping where the list ends.  The
+official path copies the list first (`vconcat'), so a change after the
+copy is not seen there."
+  (let ((copies (let ((info (rhash-module-info)))
+                  (and (plist-get info :module) (not (plist-get info :direct))))))
+    (dolist (change (list (lambda (l) (setcdr (cdr l) nil))
+                          (lambda (l) (setcdr (cdr l) (list 5 5 5)))
+                          (lambda (l) (setcar (cddr l) 6))))
+      (cl-flet ((expect (ran got unchanged changed)
+                  ;; Each list keeps 5 elements at most, as measured.
+                  (should (member got (cond ((not ran) (list unchanged))
+                                            (copies (list changed unchanged))
+                                            (t (list changed)))))))
+        ;; get-many: a change at any point (`make-list' of the result...).
+        (rhash-interrupt--each
+         (lambda () (list (list 1 2 3 1 3) nil))
+         (lambda (state) (funcall change (car state)))
+         (lambda (state)
+           (let ((table (rhash-make :test 'eql)))
+             (dolist (k '(1 2 3 5 6)) (rhash-put k (* 10 k) table))
+             (setcar (cdr state) (rhash-get-many (car state) table 'none))))
+         (lambda (state ran _)
+           (expect ran (cadr state) '(10 20 30 10 30)
+                   (mapcar (lambda (k) (* 10 k)) (rhash-interrupt--first 5 (car state))))))
+        ;; tally-into: a change when the storage grows (`make-vector'...),
+        ;; after the first key.
+        (rhash-interrupt--each
+         (lambda () (list (list 1 2 3 1 3) nil))
+         (lambda (state) (funcall change (car state)))
+         (lambda (state)
+           (let ((table (rhash-make :test 'eql)))
+             (rhash-tally-into (car state) table)
+             (setcar (cdr state) (rhash-interrupt--counts (rhash-data-entries table)))))
+         (lambda (state ran _)
+           (when (cadr state)
+             (expect ran (cadr state) '((1 . 2) (2 . 1) (3 . 2))
+                     (rhash-interrupt--counts
+                      (mapcar (lambda (k) (cons k 1)) (rhash-interrupt--first 5 (car state))))))))))))
+
+(defun rhash-interrupt--counts (pairs)
+  "PAIRS (KEY . N) summed per key, sorted by key."
+  (let (acc)
+    (dolist (p pairs)
+      (let ((cell (assq (car p) acc)))
+        (if cell (setcdr cell (+ (cdr cell) (cdr p))) (push (cons (car p) (cdr p)) acc))))
+    (sort acc (lambda (a b) (< (car a) (car b))))))
 
 (defvar rhash-interrupt--finalizer-errors nil
   "Errors signalled by the test finalizers.")

@@ -3,12 +3,13 @@
 //! that needs Lisp.
 
 use super::*;
+use crate::lists::Seq;
 use crate::storage::probe_quick;
 
 impl Handle {
     /// Copy the value of entry `entry` into place `i` of `dst`.
     #[inline]
-    pub fn value_into(&self, lx: Lx, entry: usize, dst: &Slots, i: usize) -> LResult<()> {
+    pub fn value_into(&self, lx: Lx, entry: usize, dst: &impl Seq, i: usize) -> LResult<()> {
         let v = self.read(lx, |t| match t.storage.quick() {
             Some(q) if dst.set_obj(i, q.value(entry)) => Ok(None),
             _ => t.storage.value(lx, entry).map(Some),
@@ -22,34 +23,55 @@ impl Handle {
     /// `rhash-get-many`'s loop, in one borrow: for each i from `from`, copy
     /// the value of `keys[i]` (if present) into `out[i]`.  Declines (stops)
     /// at the first key that needs Lisp, or when C-g is pending (polled
-    /// every 4096 keys); returns where it stopped (`len` when done).
-    pub fn get_many_quick(&self, lx: Lx, keys: &Slots, out: &Slots, from: usize) -> usize {
-        if out.quick().is_none() {
-            return from;
-        }
+    /// every 4096 keys); returns where it stopped (`len` when done), where
+    /// both sequences are parked.
+    pub fn get_many_quick<K: Seq, O: Seq>(&self, lx: Lx, keys: &K, out: &O, from: usize) -> usize {
         let plan = self.plan;
         let Some(l) = direct::layout() else { return from };
+        let (Some(mut ka), Some(mut oa)) = (keys.place(from), out.place(from)) else { return from };
         let Ok(t) = self.t.try_borrow() else { return from };
+        let n = keys.len().min(out.len());
+        let scratch = keys.scratch();
+        let mut i = from;
         // Values are copied as objects: Lisp storage's view is chosen once
         // here for the whole stretch; other storage takes the storage's
-        // own steps.
-        let Some(q) = t.storage.quick() else { return get_many_stored(lx, plan, &t, keys, out, from) };
-        let n = keys.len().min(out.len());
-        for i in from..n {
+        // own steps (`Store`'s).
+        let q = t.storage.quick();
+        while i < n {
             if i > from && quit_requested(lx, i) {
-                return i;
+                break;
             }
-            let Ok(key) = keys.at(lx, i) else { return i };
-            let Some(k) = keys::classify_quick(l, plan, key) else { return i };
-            match probe_quick(l, q, &t.raw, &k) {
-                Some(Some((entry, _))) => {
-                    out.set_obj(i, q.value(entry));
+            let (Some((ko, kn)), Some((_, on))) = (keys.read(ka), out.read(oa)) else { break };
+            // SAFETY: `scratch` is a local value box of this call.
+            unsafe { direct::set_box(scratch, ko) };
+            let value = match q {
+                Some(q) => {
+                    let Some(k) = keys::classify_quick(l, plan, scratch) else { break };
+                    match probe_quick(l, q, &t.raw, &k) {
+                        Some(found) => found.map(|(entry, _)| q.value(entry)),
+                        None => break,
+                    }
                 }
-                Some(None) => {}
-                None => return i,
+                None => {
+                    let Some(k) = Store::classify_quick(plan, scratch) else { break };
+                    match t.find_quick(&k) {
+                        Some(Some(f)) => match t.storage.value_obj(f.entry) {
+                            Some(o) => Some(o),
+                            None => break,
+                        },
+                        Some(None) => None,
+                        None => break,
+                    }
+                }
+            };
+            if let Some(v) = value {
+                out.write(oa, v);
             }
+            (ka, oa, i) = (kn, on, i + 1);
         }
-        n
+        keys.park(i, ka);
+        out.park(i, oa);
+        i
     }
 
     /// `rhash-merge`'s loop for a source `src` with the same test, in one
@@ -146,34 +168,45 @@ impl Handle {
     /// `rhash-tally-into`'s loop, in one borrow (as `get_many_quick`):
     /// count `elems[i]` from `from` on while each step is Lisp-free
     /// (`Table::tally_quick`); returns where it stopped (declined).
-    pub fn tally_many_quick(&self, lx: Lx, elems: &Slots, from: usize, one: emacs_value) -> LResult<usize> {
-        if elems.quick().is_none() {
-            return Ok(from);
-        }
+    pub fn tally_many_quick(&self, lx: Lx, elems: &impl Seq, from: usize, one: emacs_value) -> LResult<usize> {
         let plan = self.plan;
         let Some(l) = direct::layout() else { return Ok(from) };
+        let Some(mut at) = elems.place(from) else { return Ok(from) };
         let Ok(mut t) = self.t.try_borrow_mut() else { return Ok(from) };
         // Counts are fixnums stepped in place: Lisp storage on the direct
         // path only, chosen once here (an insertion with room never
         // reallocates the storage, so `q` stays valid).
         let Some(q) = t.storage.quick() else { return Ok(from) };
         self.touch();
-        for i in from..elems.len() {
+        let scratch = elems.scratch();
+        let mut i = from;
+        let mut r = Ok(());
+        while i < elems.len() {
             if i > from && quit_requested(lx, i) {
-                return Ok(i);
+                break;
             }
-            let Ok(key) = elems.at(lx, i) else { return Ok(i) };
-            let Some(k) = keys::classify_quick(l, plan, key) else { return Ok(i) };
+            let Some((o, next)) = elems.read(at) else { break };
+            // SAFETY: `scratch` is a local value box of this call.
+            unsafe { direct::set_box(scratch, o) };
+            let Some(k) = keys::classify_quick(l, plan, scratch) else { break };
             let done = match probe_quick(l, q, &t.raw, &k) {
                 Some(Some((entry, _))) => q.count_up(entry),
-                Some(None) if !q.is_hole_key(&k) => t.insert_with_room(lx, &k, one)?,
+                Some(None) if !q.is_hole_key(&k) => match t.insert_with_room(lx, &k, one) {
+                    Ok(done) => done,
+                    Err(e) => {
+                        r = Err(e);
+                        false
+                    }
+                },
                 _ => false,
             };
             if !done {
-                return Ok(i);
+                break;
             }
+            (at, i) = (next, i + 1);
         }
-        Ok(elems.len())
+        elems.park(i, at);
+        r.map(|()| i)
     }
 
     /// `(cl-incf (rhash-get KEY TABLE 0))` (`one` is the fixnum 1; the
@@ -200,27 +233,3 @@ impl Handle {
     }
 }
 
-/// `get_many_quick`'s stretch for storage without a Lisp view (native):
-/// each key classified, probed and its value read by the storage's own
-/// Lisp-free steps (`Store::classify_quick`, `find_quick`, `value_obj`).
-fn get_many_stored(lx: Lx, plan: Plan, t: &Table, keys: &Slots, out: &Slots, from: usize) -> usize {
-    let n = keys.len().min(out.len());
-    for i in from..n {
-        if i > from && quit_requested(lx, i) {
-            return i;
-        }
-        let Ok(key) = keys.at(lx, i) else { return i };
-        let Some(k) = Store::classify_quick(plan, key) else { return i };
-        match t.find_quick(&k) {
-            Some(Some(f)) => match t.storage.value_obj(f.entry) {
-                Some(o) => {
-                    out.set_obj(i, o);
-                }
-                None => return i,
-            },
-            Some(None) => {}
-            None => return i,
-        }
-    }
-    n
-}
