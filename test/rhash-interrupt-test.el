@@ -382,27 +382,24 @@ copy is not seen there."
                                             (t (list changed)))))))
         ;; get-many: a change at any point (`make-list' of the result...).
         (rhash-interrupt--each
-         (lambda () (list (list 1 2 3 1 3) nil))
+         (lambda () (let ((table (rhash-make :test 'eql)))
+                      (dolist (k '(1 2 3 5 6)) (rhash-put k (* 10 k) table))
+                      (list (list 1 2 3 1 3) nil table)))
          (lambda (state) (funcall change (car state)))
-         (lambda (state)
-           (let ((table (rhash-make :test 'eql)))
-             (dolist (k '(1 2 3 5 6)) (rhash-put k (* 10 k) table))
-             (setcar (cdr state) (rhash-get-many (car state) table 'none))))
+         (lambda (state) (setcar (cdr state) (rhash-get-many (car state) (nth 2 state) 'none)))
          (lambda (state ran _)
            (expect ran (cadr state) '(10 20 30 10 30)
                    (mapcar (lambda (k) (* 10 k)) (rhash-interrupt--first 5 (car state))))))
         ;; tally-into: a change when the storage grows (`make-vector'...),
         ;; after the first key.
         (rhash-interrupt--each
-         (lambda () (list (list 1 2 3 1 3) nil))
+         (lambda () (list (list 1 2 3 1 3) nil (rhash-make :test 'eql)))
          (lambda (state) (funcall change (car state)))
-         (lambda (state)
-           (let ((table (rhash-make :test 'eql)))
-             (rhash-tally-into (car state) table)
-             (setcar (cdr state) (rhash-interrupt--counts (rhash-data-entries table)))))
+         (lambda (state) (setcar (cdr state) (rhash-tally-into (car state) (nth 2 state))))
          (lambda (state ran _)
            (when (cadr state)
-             (expect ran (cadr state) '((1 . 2) (2 . 1) (3 . 2))
+             (expect ran (rhash-interrupt--counts (rhash-data-entries (nth 2 state)))
+                     '((1 . 2) (2 . 1) (3 . 2))
                      (rhash-interrupt--counts
                       (mapcar (lambda (k) (cons k 1)) (rhash-interrupt--first 5 (car state))))))))))))
 
