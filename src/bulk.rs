@@ -4,7 +4,11 @@
 //! operations".
 //!
 //! - Sequences (lists or vectors) are read through one `vconcat`, results
-//!   built with `make-vector`/`vec_set` and, for lists, one `append`.
+//!   built with `make-vector`/`vec_set` and, for lists, one `append`;
+//!   except on the direct path, where `rhash-get-many` and
+//!   `rhash-tally-into` read a key list in place and get-many fills a
+//!   `make-list` result (`lists::ListSeq`), and result lists are filled
+//!   in place (`lists::FreshList`).
 //! - Where a table is only read, a built-in hash table is accepted: lookups
 //!   in it call `gethash`, and its entries are read in its iteration order
 //!   by `rhash--hash-table-vectors` (a `maphash` loop in rhash.el), or, for
