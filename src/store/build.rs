@@ -399,6 +399,7 @@ pub fn uniq(lx: Lx, test: Test, elems: emacs_value) -> LResult<Option<emacs_valu
         // SAFETY: ELEMS is a fresh vector no Lisp sees, which keeps its
         // elements; no Lisp runs while they are stored.
         if let Some(objs) = unsafe { keys.objs() } {
+            // SAFETY: as above: the vector keeps what is stored.
             return Ok(Some(unsafe { fresh.fill(objs.iter().copied().take(w)) }));
         }
     }
