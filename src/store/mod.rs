@@ -482,7 +482,9 @@ impl Handle {
             KeyArg::Value(v) => Store::classify_quick(self.plan, v)?,
             KeyArg::Classified(k) => Store::is_quick(&k).then_some(k)?,
         };
-        let t = self.t.try_borrow().ok()?;
+        // SAFETY: as in `get_quick`: a Lisp-free probe that makes no other
+        // borrow of the table.
+        let t = unsafe { self.t.try_borrow_unguarded() }.ok()?;
         Some((k, t.find_quick(&k)?))
     }
 
@@ -564,7 +566,10 @@ impl Handle {
     #[inline(always)]
     fn get_quick(&self, l: &direct::Layout, key: emacs_value) -> Option<Option<direct::Obj>> {
         let k = keys::classify_quick(l, self.plan, key)?;
-        let t = self.t.try_borrow().ok()?;
+        // SAFETY: the shared reference lives only in this Lisp-free step,
+        // which makes no other borrow of the table (no Lisp runs, nothing
+        // here writes); a mutable borrow held by a caller still refuses it.
+        let t = unsafe { self.t.try_borrow_unguarded() }.ok()?;
         let q = t.storage.quick()?;
         let found = crate::storage::probe_quick(l, q, &t.raw, &k)?;
         Some(found.map(|(entry, _)| q.value(entry)))
