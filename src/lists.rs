@@ -1,8 +1,15 @@
-//! Result lists made in place on the direct path: `make-list`, then the
-//! cars stored with no env call (`FreshList`), where `(append VECTOR nil)`
-//! conses a copy of a result vector one element at a time (about 68
-//! instructions an element on 28.2 and 46 on 30.1, against `make-list`'s
-//! 41 and 33 and a store's 4; BENCHMARKS.md).
+//! Lists read and made in place on the direct path (self-test check
+//! `cons`), where the official way copies them through vectors:
+//!
+//! - `Seq`: the sequences the bulk loops walk, a vector (`Slots`) or a
+//!   list (`ListSeq`, read cons by cons as `mapcar` reads it, or a
+//!   `make-list` result filled in the same walk), so that
+//!   `rhash-get-many` and `rhash-tally-into` neither `vconcat` a key list
+//!   nor `append` a result vector;
+//! - `FreshList`: a `make-list` list whose cars are stored after it is
+//!   made (`rhash-uniq`, `rhash-keys`, `rhash-values`).  `(append VECTOR
+//!   nil)` costs about 68 instructions an element on 28.2 and 46 on 30.1,
+//!   `make-list` 41 and 33, a store 4 (BENCHMARKS.md).
 
 use crate::direct::{self, Obj};
 use crate::ffi::{LResult, Lx};
