@@ -104,6 +104,10 @@ impl NativeStorage {
             // current call, unchanged since (no env call between a
             // classification and its probe); the item lives only here.
             let atom = unsafe { convert::atom_item_direct(l, key.v) }?;
+            if let plain::Item::Int(v) = atom {
+                // The commonest key: its INT read straight off the record.
+                return raw.find(key.meta, |i| plain::int_of(store.key_onward(i)) == Some(v));
+            }
             return raw.find(key.meta, |i| plain::starts_with_atom(store.key_onward(i), atom));
         }
         CLASSIFIED.with(|c| {
