@@ -429,8 +429,8 @@ pub fn same_quick(l: &Layout, key: &Key, payload: u64, stored: Obj) -> Option<bo
 }
 
 /// `same_quick` for two strings of the same length and multibyteness
-/// (out of line: the probe loops stay small).
-#[inline(never)]
+/// (inline: a call here spills the probe's state around it).
+#[inline(always)]
 fn same_string(key: &Key, stored: Obj) -> bool {
     // SAFETY: (both `string` calls) the slices live only for this
     // comparison, which calls no Lisp; `key.v` is a live value.
