@@ -161,7 +161,9 @@ pub fn cons(o: Obj) -> Option<(Obj, Obj)> {
 /// Store `car` into cons `c` (no write barrier: check `cons`).
 ///
 /// # Safety
-/// As `set_cons`.
+/// `c` is a live cons (tag checked) that this call made or got fresh from
+/// `make-list` (never a pure or shared one), and `car` is live: the cons
+/// keeps it from then on.
 #[inline(always)]
 pub unsafe fn set_car(c: Obj, car: Obj) {
     debug_assert_eq!(c.0 & TAG_MASK, TAG_CONS);
@@ -170,21 +172,16 @@ pub unsafe fn set_car(c: Obj, car: Obj) {
     unsafe { *((c.0 - TAG_CONS) as *mut u64) = car.0 }
 }
 
-/// Store `car` and `cdr` into cons `c` (no write barrier: check `cons`).
+/// Store `cdr` into cons `c` (no write barrier: check `cons`).
 ///
 /// # Safety
-/// `c` is a live cons (tag checked) that this call made or got fresh from
-/// `make-list` (never a pure or shared one), and `car`/`cdr` are live:
-/// the cons keeps them from then on.
+/// As `set_car`.
 #[inline(always)]
-pub unsafe fn set_cons(c: Obj, car: Obj, cdr: Obj) {
+pub unsafe fn set_cdr(c: Obj, cdr: Obj) {
     debug_assert_eq!(c.0 & TAG_MASK, TAG_CONS);
-    let p = (c.0 - TAG_CONS) as *mut u64;
-    // SAFETY: the caller's contract above; car then cdr (check `cons`).
-    unsafe {
-        *p = car.0;
-        *p.add(1) = cdr.0;
-    }
+    // SAFETY: the caller's contract above; the cdr is the second word
+    // (check `cons`).
+    unsafe { *((c.0 - TAG_CONS) as *mut u64).add(1) = cdr.0 }
 }
 
 /// The length of `o` if it is a proper list (nil-terminated; `nil` is
@@ -601,13 +598,14 @@ unsafe fn check_conses(lx: Lx, fail: &str) -> Result<(), &'static str> {
         let circular = f(c"list", &[one, two, three])?;
         f(c"nconc", &[circular, circular])?;
         check(list_len(obj(circular)).is_none())?;
-        // A store as `setcar'/`setcdr' would do it.
-        let fresh = f(c"make-list", &[two, lx.intern(c"t").map_err(e)?])?;
+        // Stores as `setcar'/`setcdr' would do them.
+        let fresh = f(c"make-list", &[three, lx.intern(c"t").map_err(e)?])?;
         let (_, rest) = cons(obj(fresh)).ok_or(c)?;
-        set_cons(obj(fresh), mkfix(7), rest);
+        set_car(obj(fresh), mkfix(7));
         let (car, cdr) = (f(c"car", &[fresh])?, f(c"cdr", &[fresh])?);
         check(lx.extract_integer(car).map_err(e)? == 7 && obj(cdr) == rest)?;
-        set_cons(rest, mkfix(8), Obj(0));
+        set_car(rest, mkfix(8));
+        set_cdr(rest, Obj::NIL);
         let (second, len) = (f(c"nth", &[one, fresh])?, f(c"length", &[fresh])?);
         check(lx.extract_integer(second).map_err(e)? == 8 && lx.extract_integer(len).map_err(e)? == 2)?;
     }

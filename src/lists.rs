@@ -63,7 +63,7 @@ impl FreshList {
                 if cell != Obj::NIL {
                     // SAFETY: as above; the conses after it are dropped
                     // (garbage).
-                    unsafe { direct::set_cons(c, direct::cons(c).map_or(Obj::NIL, |(car, _)| car), Obj::NIL) };
+                    unsafe { direct::set_cdr(c, Obj::NIL) };
                 }
                 self.list
             }
@@ -217,7 +217,8 @@ impl ListSeq {
         if n == 0 {
             return g().nil();
         }
-        if !self.made {
+        if !self.made || n >= self.len.get() {
+            // (A made list is `len` long: nothing to cut.)
             return self.list;
         }
         // From the head (the cursor may be past element n - 1).
@@ -230,12 +231,10 @@ impl ListSeq {
                 None => return self.list,
             }
         }
-        if let Some((car, cdr)) = direct::cons(c) {
-            if cdr != Obj::NIL {
-                // SAFETY: a cons of a list this call made; the conses
-                // after it become garbage.
-                unsafe { direct::set_cons(c, car, Obj::NIL) };
-            }
+        if direct::cons(c).is_some_and(|(_, cdr)| cdr != Obj::NIL) {
+            // SAFETY: a cons of a list this call made; the conses after it
+            // become garbage.
+            unsafe { direct::set_cdr(c, Obj::NIL) };
         }
         self.list
     }
@@ -293,15 +292,12 @@ impl Seq for ListSeq {
     }
 
     fn get(&self, _lx: Lx, i: usize) -> LResult<Option<emacs_value>> {
-        let Some(at) = self.place(i) else {
-            if i < self.len.get() && i >= self.pos.get() {
-                // The list ended before `i`: Lisp shortened it.
+        let found = self.place(i).and_then(|at| Some((at, direct::cons(at)?.0)));
+        let Some((at, car)) = found else {
+            if (self.pos.get()..self.len.get()).contains(&i) {
+                // The list ends at or before `i`: Lisp shortened it.
                 self.len.set(i);
             }
-            return Ok(None);
-        };
-        let Some((car, _)) = direct::cons(at) else {
-            self.len.set(self.len.get().min(i));
             return Ok(None);
         };
         // The general step may run Lisp: the box keeps the rest of the
